@@ -1,0 +1,1 @@
+"""Activities a worker registers: the built-in ones, the examples, and the loader."""

@@ -1,0 +1,265 @@
+"""The DAG of a definition: one networkx graph per scope, and its structural checks.
+
+A scope is a set of sibling steps that run as one DAG: the top-level steps, each
+``parallel`` branch, each ``foreach`` body, and ``on_failure``. Edges go from each
+dependency to its dependent, and from a decision to each of its targets (a target
+implicitly depends on the decision). Nested steps may depend only on steps of their
+own scope, so every scope is checked and walked on its own.
+
+Everything here is deterministic (insertion-ordered dicts, lexicographic topological
+order by source position) because the interpreter builds the same graph in workflow
+code, where iteration order must not depend on hashing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from dsl.errors import Problem
+from dsl.loader import JsonPath
+from dsl.models import DecisionStep, Definition, ForeachStep, JoinCount, ParallelStep, Step
+
+__all__ = ["MAIN", "ON_FAILURE", "Scope", "WorkflowGraph", "build_graph", "suggest"]
+
+MAIN = "main"
+ON_FAILURE = "on_failure"
+
+
+@dataclass
+class Scope:
+    """Sibling steps that run as one DAG."""
+
+    key: str
+    steps: dict[str, Step]
+    graph: nx.DiGraph[str]
+    order: list[str] = field(default_factory=list)
+    parent: str | None = None
+    """The parallel or foreach step this scope belongs to (None at top level)."""
+
+    def dependents(self, step_id: str) -> list[str]:
+        """Steps that wait for `step_id`, in source order."""
+        return list(self.graph.successors(step_id))
+
+    def prerequisites(self, step_id: str) -> list[str]:
+        """Steps `step_id` waits for: its dependencies and any deciding decision."""
+        return list(self.graph.predecessors(step_id))
+
+    def roots(self) -> list[str]:
+        return [s for s in self.order if self.graph.in_degree(s) == 0]
+
+
+@dataclass
+class WorkflowGraph:
+    """Every scope of a definition and where each step sits in the source."""
+
+    definition: Definition
+    scopes: dict[str, Scope]
+    paths: dict[str, JsonPath]
+    scope_of: dict[str, str]
+    decided_by: dict[str, list[str]]
+    """For each decision target, the decisions that choose it."""
+
+    @property
+    def main(self) -> Scope:
+        return self.scopes[MAIN]
+
+    @property
+    def on_failure(self) -> Scope:
+        return self.scopes[ON_FAILURE]
+
+    def step(self, step_id: str) -> Step:
+        return self.scopes[self.scope_of[step_id]].steps[step_id]
+
+    def enclosing(self, step_id: str) -> str | None:
+        """The parallel or foreach step around `step_id`, if any."""
+        return self.scopes[self.scope_of[step_id]].parent
+
+    def all_steps(self) -> Iterator[Step]:
+        for scope in self.scopes.values():
+            yield from scope.steps.values()
+
+
+def branch_scope_key(step_id: str, branch: str) -> str:
+    return f"{step_id}/{branch}"
+
+
+def foreach_scope_key(step_id: str) -> str:
+    return f"{step_id}/step"
+
+
+def build_graph(definition: Definition) -> tuple[WorkflowGraph, list[Problem]]:
+    """Build every scope's graph; problems come back instead of raising, all of them."""
+    builder = _GraphBuilder(definition)
+    builder.add_scope(MAIN, definition.steps, ("steps",), None)
+    builder.add_scope(ON_FAILURE, definition.on_failure, ("on_failure",), None)
+    graph = WorkflowGraph(
+        definition=definition,
+        scopes=builder.scopes,
+        paths=builder.paths,
+        scope_of=builder.scope_of,
+        decided_by=builder.decided_by,
+    )
+    for scope in builder.scopes.values():
+        builder.connect(scope)
+    return graph, builder.problems
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    """A ``; did you mean 'x'?`` hint when one candidate is close to `name`."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _GraphBuilder:
+    def __init__(self, definition: Definition) -> None:
+        self.definition = definition
+        self.scopes: dict[str, Scope] = {}
+        self.paths: dict[str, JsonPath] = {}
+        self.scope_of: dict[str, str] = {}
+        self.decided_by: dict[str, list[str]] = {}
+        self.problems: list[Problem] = []
+
+    def add_scope(self, key: str, steps: list[Step], path: JsonPath, parent: str | None) -> None:
+        scope = Scope(key=key, steps={}, graph=nx.DiGraph(), parent=parent)
+        self.scopes[key] = scope
+        for index, step in enumerate(steps):
+            self.add_step(scope, step, (*path, index))
+
+    def add_step(self, scope: Scope, step: Step, path: JsonPath) -> None:
+        if step.id in self.paths:
+            first = self.paths[step.id]
+            where = "" if self.scope_of[step.id] == scope.key else " elsewhere"
+            self.problems.append(
+                Problem(
+                    (*path, "id"),
+                    f"duplicate step id {step.id!r} (already used{where} at {_describe(first)})",
+                )
+            )
+            return
+        self.paths[step.id] = path
+        self.scope_of[step.id] = scope.key
+        scope.steps[step.id] = step
+        scope.graph.add_node(step.id)
+        if isinstance(step, ParallelStep):
+            for b, branch in enumerate(step.branches):
+                branch_path = (*path, "branches", b, "steps")
+                self.add_scope(
+                    branch_scope_key(step.id, branch.name), branch.steps, branch_path, step.id
+                )
+        elif isinstance(step, ForeachStep):
+            body = Scope(
+                key=foreach_scope_key(step.id), steps={}, graph=nx.DiGraph(), parent=step.id
+            )
+            self.scopes[body.key] = body
+            self.add_step(body, step.step, (*path, "step"))
+
+    def connect(self, scope: Scope) -> None:
+        """Add dependency and decision edges, then check the scope is a DAG."""
+        for step_id, step in scope.steps.items():
+            for index, dependency in enumerate(step.dependencies):
+                where = (*self.paths[step_id], "dependencies", index)
+                if self.known_in(scope, step_id, dependency, where, "depends on"):
+                    scope.graph.add_edge(dependency, step_id, path=where)
+        for step_id, step in scope.steps.items():
+            if isinstance(step, DecisionStep):
+                self.connect_decision(scope, step, self.paths[step_id])
+        self.check_parallel_joins(scope)
+        position = {step_id: i for i, step_id in enumerate(scope.steps)}
+        try:
+            scope.order = list(
+                nx.lexicographical_topological_sort(scope.graph, key=position.__getitem__)
+            )
+        except nx.NetworkXUnfeasible:
+            self.report_cycle(scope)
+
+    def known_in(self, scope: Scope, step_id: str, target: str, where: JsonPath, verb: str) -> bool:
+        """Whether `target` is a step of `scope`; reports why not."""
+        if target == step_id:
+            self.problems.append(Problem(where, f"step {step_id!r} {verb} itself"))
+            return False
+        if target in scope.steps:
+            return True
+        if target in self.scope_of:
+            home = self.scope_of[target]
+            self.problems.append(
+                Problem(
+                    where,
+                    f"step {step_id!r} {verb} {target!r}, which is in {_scope_name(home)}; "
+                    f"a step may only refer to steps of its own {_scope_kind(scope.key)}",
+                )
+            )
+        else:
+            hint = suggest(target, list(scope.steps))
+            self.problems.append(
+                Problem(where, f"step {step_id!r} {verb} unknown step {target!r}{hint}")
+            )
+        return False
+
+    def connect_decision(self, scope: Scope, step: DecisionStep, path: JsonPath) -> None:
+        targets: list[tuple[str, JsonPath]] = []
+        for b, branch in enumerate(step.branches):
+            targets += [(t, (*path, "branches", b, "next", i)) for i, t in enumerate(branch.next)]
+        targets += [(t, (*path, "default", i)) for i, t in enumerate(step.default)]
+        for target, where in targets:
+            if not self.known_in(scope, step.id, target, where, "branches to"):
+                continue
+            if scope.graph.has_edge(step.id, target):
+                continue
+            if target in nx.ancestors(scope.graph, step.id):
+                self.problems.append(
+                    Problem(
+                        where, f"decision {step.id!r} branches to {target!r}, which runs before it"
+                    )
+                )
+                continue
+            scope.graph.add_edge(step.id, target, path=where)
+            self.decided_by.setdefault(target, []).append(step.id)
+
+    def check_parallel_joins(self, scope: Scope) -> None:
+        for step_id, step in scope.steps.items():
+            if not (isinstance(step, ParallelStep) and isinstance(step.join, JoinCount)):
+                continue
+            count, available = step.join.count, len(step.branches)
+            if count > available:
+                self.problems.append(
+                    Problem(
+                        (*self.paths[step_id], "join", "count"),
+                        f"join count {count} is larger than the {available} branches of {step_id!r}",
+                    )
+                )
+
+    def report_cycle(self, scope: Scope) -> None:
+        cycle = nx.find_cycle(scope.graph)
+        names = [edge[0] for edge in cycle] + [cycle[0][0]]
+        closing = max(cycle, key=lambda edge: _source_index(self.paths[edge[1]]))
+        where = scope.graph.edges[closing[0], closing[1]]["path"]
+        self.problems.append(Problem(where, f"dependency cycle: {' -> '.join(names)}"))
+
+
+def _source_index(path: JsonPath) -> tuple[int, ...]:
+    return tuple(p for p in path if isinstance(p, int))
+
+
+def _describe(path: JsonPath) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _scope_name(key: str) -> str:
+    if key == MAIN:
+        return "the top-level steps"
+    if key == ON_FAILURE:
+        return "on_failure"
+    owner, _, branch = key.partition("/")
+    return (
+        f"the body of foreach {owner!r}" if branch == "step" else f"branch {branch!r} of {owner!r}"
+    )
+
+
+def _scope_kind(key: str) -> str:
+    if key in (MAIN, ON_FAILURE):
+        return "level" if key == MAIN else "on_failure list"
+    return "foreach body" if key.endswith("/step") else "branch"

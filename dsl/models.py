@@ -1,0 +1,380 @@
+"""The language as pydantic models: strict, frozen, snake_case with camelCase accepted.
+
+Every model forbids unknown keys (a typo is an error, never silently ignored) and
+accepts the camelCase spelling of each key so that the seed format loads unchanged.
+Step types are a union discriminated on ``type`` (default ``task``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from dsl.durations import format_duration, parse_duration
+
+__all__ = [
+    "STEP_TYPES",
+    "ApiTrigger",
+    "Compensation",
+    "DecisionBranch",
+    "DecisionStep",
+    "Definition",
+    "Duration",
+    "FailStep",
+    "ForeachStep",
+    "JoinCount",
+    "ParallelBranch",
+    "ParallelStep",
+    "RetryPolicy",
+    "Schedule",
+    "ScheduleTrigger",
+    "SetStep",
+    "SignalStep",
+    "Step",
+    "StepDefaults",
+    "SubworkflowStep",
+    "TaskStep",
+    "Trigger",
+    "WaitStep",
+]
+
+EXTRA_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "timeout": ("timeoutSeconds", "timeout_seconds"),
+    "dependencies": ("dependsOn", "depends_on"),
+}
+"""Spellings beyond snake_case and camelCase that the seed format uses for a key."""
+
+
+def spellings(field_name: str) -> tuple[str, ...]:
+    """Every key spelling accepted for a field, canonical first."""
+    camel = to_camel(field_name)
+    names = (field_name, camel) if camel != field_name else (field_name,)
+    return names + EXTRA_SPELLINGS.get(field_name, ())
+
+
+def _validation_alias(field_name: str) -> AliasChoices:
+    first, *rest = spellings(field_name)
+    return AliasChoices(first, *rest)
+
+
+class Model(BaseModel):
+    """Base of every language model: strict, immutable, both key spellings."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=AliasGenerator(validation_alias=_validation_alias),
+        validate_by_name=True,
+        validate_by_alias=True,
+        loc_by_alias=False,
+        serialize_by_alias=False,
+    )
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$|^P"},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "250ms, 10s, 5m, 2h, 1d, 1h30m or ISO 8601 (PT10S); a bare number is seconds",
+        }
+    ),
+]
+"""A duration; a bare number is seconds (milliseconds in retry intervals, see RetryPolicy)."""
+
+StepId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=128)]
+DefinitionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)]
+SemVer = Annotated[
+    str,
+    Field(
+        pattern=r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$",
+        description="A semantic version such as 1.2.0",
+    ),
+]
+ActionName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$", max_length=200)]
+Condition = Annotated[Any, Field(description="JsonLogic, or {rule: name}")]
+JsonData = Annotated[
+    Any, Field(description="Any JSON value; strings may hold ${{ path }} templates")
+]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class RetryPolicy(Model):
+    """How Temporal retries a step; unset fields take Temporal's defaults."""
+
+    initial_interval: Duration | None = None
+    backoff_coefficient: Annotated[float, Field(ge=1.0)] | None = None
+    maximum_interval: Duration | None = None
+    maximum_attempts: Annotated[int, Field(ge=0)] | None = None
+    non_retryable_error_types: list[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_numbers_are_milliseconds(cls, data: Any) -> Any:
+        """The seed format writes intervals as milliseconds (``initialInterval: 1000``)."""
+        if not isinstance(data, dict):
+            return data
+        converted = dict(data)
+        for key in ("initial_interval", "initialInterval", "maximum_interval", "maximumInterval"):
+            value = converted.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                converted[key] = f"{value}ms"
+        return converted
+
+
+class StepDefaults(Model):
+    """Settings every step inherits unless it sets its own."""
+
+    timeout: Duration | None = None
+    retry_policy: RetryPolicy | None = None
+    heartbeat_timeout: Duration | None = None
+    task_queue: str | None = None
+
+
+class Compensation(Model):
+    """The activity that undoes a completed task when the run fails (saga)."""
+
+    action: ActionName
+    parameters: dict[str, JsonData] = Field(default_factory=dict)
+
+
+class StepBase(Model):
+    """Keys every step type has."""
+
+    id: StepId
+    name: str | None = None
+    description: str | None = None
+    dependencies: list[StepId] = Field(default_factory=list)
+    when: Condition = None
+    timeout: Duration | None = None
+    retry_policy: RetryPolicy | None = None
+    continue_on_error: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class TaskStep(StepBase):
+    """Runs one registered activity with the resolved parameters."""
+
+    type: Literal["task"] = "task"
+    action: ActionName
+    parameters: dict[str, JsonData] = Field(default_factory=dict)
+    task_queue: str | None = None
+    heartbeat_timeout: Duration | None = None
+    schedule_to_close_timeout: Duration | None = None
+    local: bool = False
+    compensate: Compensation | None = None
+
+
+class DecisionBranch(Model):
+    when: Condition
+    next: list[StepId] = Field(min_length=1)
+
+
+class DecisionStep(StepBase):
+    """Chooses which downstream steps run; the other branch targets are skipped."""
+
+    type: Literal["decision"]
+    branches: list[DecisionBranch] = Field(min_length=1)
+    default: list[StepId] = Field(default_factory=list)
+    mode: Literal["first", "all"] = "first"
+
+
+class JoinCount(Model):
+    count: PositiveInt
+
+
+Join = Literal["all", "any"] | JoinCount
+
+
+class ParallelBranch(Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]
+    steps: list[Step] = Field(min_length=1)
+
+
+class ParallelStep(StepBase):
+    """Runs nested DAGs concurrently and joins them."""
+
+    type: Literal["parallel"]
+    branches: list[ParallelBranch] = Field(min_length=1)
+    join: Join = "all"
+    max_concurrency: PositiveInt | None = None
+
+
+class SubworkflowStep(StepBase):
+    """Runs another definition as a child workflow."""
+
+    type: Literal["subworkflow"]
+    workflow: DefinitionName
+    version: SemVer | None = None
+    input: JsonData = Field(default_factory=dict)
+    task_queue: str | None = None
+    wait: bool = True
+
+
+class ForeachStep(StepBase):
+    """Runs one instance of `step` per item of a list."""
+
+    type: Literal["foreach"]
+    items: JsonData
+    step: Step
+    max_concurrency: PositiveInt | None = None
+    join: Join = "all"
+
+
+class WaitStep(StepBase):
+    """A durable timer: for a duration, or until a timestamp."""
+
+    type: Literal["wait"]
+    duration: Duration | None = None
+    until: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WaitStep:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("a wait step needs exactly one of 'duration' or 'until'")
+        return self
+
+
+class SignalStep(StepBase):
+    """Waits for a named signal; its payload is the output."""
+
+    type: Literal["signal"]
+    signal: Annotated[str, Field(min_length=1)]
+
+
+class SetStep(StepBase):
+    """Stores values in ``vars`` without running an activity."""
+
+    type: Literal["set"]
+    values: dict[str, JsonData] = Field(min_length=1)
+
+
+class FailStep(StepBase):
+    """Ends the run with an error."""
+
+    type: Literal["fail"]
+    message: str
+    error_type: str = "WorkflowFailed"
+
+
+STEP_TYPES: dict[str, type[StepBase]] = {
+    "task": TaskStep,
+    "decision": DecisionStep,
+    "parallel": ParallelStep,
+    "subworkflow": SubworkflowStep,
+    "foreach": ForeachStep,
+    "wait": WaitStep,
+    "signal": SignalStep,
+    "set": SetStep,
+    "fail": FailStep,
+}
+
+
+def _step_type(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kind = value.get("type", "task")
+        return kind if isinstance(kind, str) else None
+    return getattr(value, "type", None)
+
+
+Step = Annotated[
+    Annotated[TaskStep, Tag("task")]
+    | Annotated[DecisionStep, Tag("decision")]
+    | Annotated[ParallelStep, Tag("parallel")]
+    | Annotated[SubworkflowStep, Tag("subworkflow")]
+    | Annotated[ForeachStep, Tag("foreach")]
+    | Annotated[WaitStep, Tag("wait")]
+    | Annotated[SignalStep, Tag("signal")]
+    | Annotated[SetStep, Tag("set")]
+    | Annotated[FailStep, Tag("fail")],
+    Discriminator(_step_type),
+]
+
+
+class Schedule(Model):
+    cron: str | None = None
+    interval: Duration | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Schedule:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("a schedule needs exactly one of 'cron' or 'interval'")
+        return self
+
+
+class ScheduleTrigger(Model):
+    """Becomes a Temporal Schedule on `tdsl deploy`."""
+
+    type: Literal["schedule"] = "schedule"
+    schedule: Schedule
+    input: JsonData = Field(default_factory=dict)
+
+
+class ApiTrigger(Model):
+    """The seed format's ``{type: api}``: the run is started by a client."""
+
+    type: Literal["api"]
+    condition: dict[str, JsonData] = Field(default_factory=dict)
+
+
+def _trigger_type(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kind = value.get("type", "schedule")
+        return kind if isinstance(kind, str) else None
+    return getattr(value, "type", None)
+
+
+Trigger = Annotated[
+    Annotated[ScheduleTrigger, Tag("schedule")] | Annotated[ApiTrigger, Tag("api")],
+    Discriminator(_trigger_type),
+]
+
+
+class Definition(Model):
+    """One workflow definition: the document a YAML or JSON file holds."""
+
+    model_config = ConfigDict(title="temporal-dsl workflow definition")
+
+    id: str | None = None
+    name: DefinitionName
+    version: SemVer = "1.0.0"
+    description: str | None = None
+    input: dict[str, Any] | None = Field(default=None, description="JSON Schema of the run input")
+    defaults: StepDefaults = Field(default_factory=StepDefaults)
+    policies: list[str] = Field(default_factory=list)
+    rules: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")], Condition] = Field(
+        default_factory=dict
+    )
+    steps: list[Step] = Field(min_length=1)
+    output: JsonData = None
+    on_failure: list[Step] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
+
+
+ParallelBranch.model_rebuild()
+ForeachStep.model_rebuild()
+ParallelStep.model_rebuild()
+Definition.model_rebuild()

@@ -1,0 +1,327 @@
+"""Static checks of data flow: every template and condition names something that exists.
+
+A step may read ``steps.<id>`` only for steps upstream of it (its transitive
+dependencies, or those of the parallel/foreach step around it), ``vars.<name>`` only
+when an upstream ``set`` step sets it, ``item``/``index`` only inside a foreach body
+and ``run.error`` only in ``on_failure``. Conditions may name only known JsonLogic
+operators and the definition's rules. Checking this before a run starts is what keeps
+a typo from becoming a run that fails an hour in.
+
+Ancestry uses one bitset (a Python int) per step, built in topological order, so the
+check stays linear in the size of the definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from dsl.errors import ExpressionError, Problem
+from dsl.expressions import (
+    KNOWN_OPERATORS,
+    condition_vars,
+    expand_rules,
+    find_templates,
+    format_path,
+)
+from dsl.graph import ON_FAILURE, WorkflowGraph, suggest
+from dsl.loader import JsonPath
+from dsl.models import (
+    DecisionStep,
+    FailStep,
+    ForeachStep,
+    SetStep,
+    Step,
+    SubworkflowStep,
+    TaskStep,
+    WaitStep,
+)
+
+__all__ = ["check_references"]
+
+STEP_FIELDS = ("output", "status", "error")
+RUN_FIELDS = ("workflow_id", "run_id", "start_time", "name", "version")
+_ITERATING = frozenset({"map", "filter", "reduce", "all", "some", "none"})
+
+
+def check_references(graph: WorkflowGraph) -> list[Problem]:
+    """Every data-flow problem in the definition, in source order."""
+    checker = _Checker(graph)
+    checker.check_rules()
+    for scope in graph.scopes.values():
+        if not scope.order and scope.steps:
+            continue  # a cycle was already reported; ancestry is meaningless there
+        for step_id in scope.order:
+            checker.check_step(graph.step(step_id))
+    if graph.definition.output is not None:
+        checker.check_value(graph.definition.output, ("output",), _Reader.run_output())
+    return checker.problems
+
+
+class _Reader:
+    """Who reads a value, which decides what it may name."""
+
+    def __init__(self, step_id: str | None, *, in_foreach: bool, on_failure: bool) -> None:
+        self.step_id = step_id
+        self.in_foreach = in_foreach
+        self.on_failure = on_failure
+
+    @classmethod
+    def run_output(cls) -> _Reader:
+        """The definition's ``output``: read after the run, so any step may be named."""
+        return cls(None, in_foreach=False, on_failure=False)
+
+    def describe(self) -> str:
+        return f"step {self.step_id!r}" if self.step_id else "the run's output"
+
+
+class _Checker:
+    def __init__(self, graph: WorkflowGraph) -> None:
+        self.graph = graph
+        self.problems: list[Problem] = []
+        self.rules: Mapping[str, Any] = graph.definition.rules
+        self.index: dict[str, int] = {}
+        self.ancestors: dict[str, int] = {}
+        for scope in graph.scopes.values():
+            for step_id in scope.order:
+                self.index[step_id] = len(self.index)
+            for step_id in scope.order:
+                bits = 0
+                for before in scope.prerequisites(step_id):
+                    bits |= self.ancestors.get(before, 0) | (1 << self.index[before])
+                self.ancestors[step_id] = bits
+        self.setters: dict[str, list[str]] = {}
+        for step in graph.all_steps():
+            if isinstance(step, SetStep):
+                for name in step.values:
+                    self.setters.setdefault(name, []).append(step.id)
+
+    # ------------------------------------------------------------------ ancestry
+
+    def upstream(self, target: str, reader: _Reader) -> bool:
+        """Whether `target` has finished whenever the reader runs."""
+        if target not in self.graph.scope_of:
+            return False
+        if reader.step_id is None:
+            return self.graph.scope_of[target] != ON_FAILURE or reader.on_failure
+        current: str | None = reader.step_id
+        while current is not None:
+            if (
+                self.graph.scope_of[current] == ON_FAILURE
+                and self.graph.scope_of[target] != ON_FAILURE
+            ):
+                return True
+            bit = self.index.get(target)
+            if bit is not None and (self.ancestors.get(current, 0) >> bit) & 1:
+                return True
+            current = self.graph.enclosing(current)
+        return False
+
+    def in_foreach(self, step_id: str) -> bool:
+        current = self.graph.enclosing(step_id)
+        while current is not None:
+            if isinstance(self.graph.step(current), ForeachStep):
+                return True
+            current = self.graph.enclosing(current)
+        return False
+
+    # ------------------------------------------------------------------ checks
+
+    def check_step(self, step: Step) -> None:
+        path = self.graph.paths[step.id]
+        reader = _Reader(
+            step.id,
+            in_foreach=self.in_foreach(step.id),
+            on_failure=self._root_scope(step.id) == ON_FAILURE,
+        )
+        if step.when is not None:
+            self.check_condition(step.when, (*path, "when"), reader)
+        if isinstance(step, TaskStep):
+            self.check_value(step.parameters, (*path, "parameters"), reader)
+            if step.compensate is not None:
+                self.check_value(
+                    step.compensate.parameters,
+                    (*path, "compensate", "parameters"),
+                    reader,
+                    itself=step.id,
+                )
+        elif isinstance(step, DecisionStep):
+            for b, branch in enumerate(step.branches):
+                self.check_condition(branch.when, (*path, "branches", b, "when"), reader)
+        elif isinstance(step, SubworkflowStep):
+            self.check_value(step.input, (*path, "input"), reader)
+        elif isinstance(step, ForeachStep):
+            self.check_value(step.items, (*path, "items"), reader)
+            if not isinstance(step.items, list | str):
+                self.problems.append(
+                    Problem((*path, "items"), "items must be a list or a ${{ template }}")
+                )
+        elif isinstance(step, WaitStep) and step.until is not None:
+            self.check_value(step.until, (*path, "until"), reader)
+        elif isinstance(step, SetStep):
+            self.check_value(step.values, (*path, "values"), reader)
+        elif isinstance(step, FailStep):
+            self.check_value(step.message, (*path, "message"), reader)
+
+    def _root_scope(self, step_id: str) -> str:
+        current = step_id
+        while (outer := self.graph.enclosing(current)) is not None:
+            current = outer
+        return self.graph.scope_of[current]
+
+    def check_value(
+        self, value: Any, path: JsonPath, reader: _Reader, *, itself: str | None = None
+    ) -> None:
+        """Each string on its own, so one malformed template does not hide the others."""
+        for text, location in _strings(value, path):
+            if "${{" not in text:
+                continue
+            try:
+                refs = find_templates(text)
+            except ExpressionError as exc:
+                self.problems.append(Problem(location, str(exc)))
+                continue
+            for ref in refs:
+                message = self.reference_problem(ref.path, reader, itself=itself)
+                if message:
+                    self.problems.append(Problem(location, f"{ref.text}: {message}"))
+
+    def check_condition(self, logic: Any, path: JsonPath, reader: _Reader) -> None:
+        """Operators and rules at their exact place, then vars of the expanded logic."""
+        for op, args, where in _operations(logic, path):
+            if op == "rule":
+                if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], str)):
+                    self.problems.append(Problem(where, "a rule reference is {rule: <name>}"))
+                elif args[0] not in self.rules:
+                    hint = suggest(args[0], list(self.rules))
+                    self.problems.append(
+                        Problem((*where, "rule"), f"unknown rule {args[0]!r}{hint}")
+                    )
+            elif op not in KNOWN_OPERATORS:
+                hint = suggest(op, sorted(KNOWN_OPERATORS))
+                self.problems.append(
+                    Problem((*where, op), f"unknown JsonLogic operator {op!r}{hint}", at_key=True)
+                )
+            elif op == "var":
+                for var in condition_vars({"var": args}):
+                    message = self.reference_problem(var, reader)
+                    if message:
+                        self.problems.append(
+                            Problem((*where, "var"), f"var {format_path(var)!r}: {message}")
+                        )
+        try:
+            expanded = expand_rules(logic, self.rules)
+        except ExpressionError:
+            return  # reported where the rules are defined
+        if expanded == logic:
+            return
+        for var in condition_vars(expanded):
+            message = self.reference_problem(var, reader)
+            if message:
+                self.problems.append(
+                    Problem(path, f"a rule used here reads {format_path(var)!r}: {message}")
+                )
+
+    def check_rules(self) -> None:
+        for name, logic in self.rules.items():
+            path: JsonPath = ("rules", name)
+            for op, _args, where in _operations(logic, path):
+                if op not in KNOWN_OPERATORS:
+                    hint = suggest(op, sorted(KNOWN_OPERATORS))
+                    self.problems.append(
+                        Problem(
+                            (*where, op), f"unknown JsonLogic operator {op!r}{hint}", at_key=True
+                        )
+                    )
+            try:
+                expand_rules({"rule": name}, self.rules)
+            except ExpressionError as exc:
+                self.problems.append(Problem(path, str(exc), at_key=True))
+
+    def reference_problem(
+        self, path: JsonPath, reader: _Reader, *, itself: str | None = None
+    ) -> str | None:
+        """Why `path` cannot be read by `reader`, or None when it can."""
+        root = path[0] if path else None
+        rest = path[1:]
+        if root == "input":
+            return None
+        if root == "steps":
+            return self.step_problem(rest, reader, itself)
+        if root == "vars":
+            return self.vars_problem(rest, reader)
+        if root in ("item", "index"):
+            return None if reader.in_foreach else f"'{root}' exists only inside a foreach step"
+        if root == "run":
+            field = rest[0] if rest else None
+            if field == "error":
+                return None if reader.on_failure else "run.error exists only in on_failure steps"
+            if field in RUN_FIELDS:
+                return None
+            return (
+                f"unknown run field {field!r}; expected one of {', '.join((*RUN_FIELDS, 'error'))}"
+            )
+        return f"unknown root {root!r}; expected input, steps, vars, item, index or run"
+
+    def step_problem(self, rest: JsonPath, reader: _Reader, itself: str | None) -> str | None:
+        if not rest or not isinstance(rest[0], str):
+            return "name a step: steps.<id>.output"
+        target = rest[0]
+        if len(rest) < 2 or rest[1] not in STEP_FIELDS:
+            return f"after steps.{target} comes one of {', '.join(STEP_FIELDS)}"
+        if target not in self.graph.scope_of:
+            return f"unknown step {target!r}{suggest(target, list(self.graph.scope_of))}"
+        if target == itself or self.upstream(target, reader):
+            return None
+        return (
+            f"step {target!r} is not upstream of {reader.describe()}; "
+            f"add {target!r} to the dependencies of {reader.step_id!r}"
+            if reader.step_id
+            else f"step {target!r} runs only in on_failure"
+        )
+
+    def vars_problem(self, rest: JsonPath, reader: _Reader) -> str | None:
+        if not rest or not isinstance(rest[0], str):
+            return "name a variable: vars.<name>"
+        name = rest[0]
+        setters = self.setters.get(name, [])
+        if not setters:
+            return f"no set step sets {name!r}{suggest(name, list(self.setters))}"
+        if any(self.upstream(s, reader) for s in setters):
+            return None
+        return f"{name!r} is set by {', '.join(map(repr, setters))}, which is not upstream of {reader.describe()}"
+
+
+def _strings(value: Any, path: JsonPath) -> Iterator[tuple[str, JsonPath]]:
+    """Every string leaf of a JSON value with its path (dict keys are not templated)."""
+    if isinstance(value, str):
+        yield value, path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, index))
+
+
+def _operations(logic: Any, path: JsonPath) -> Iterator[tuple[str, list[Any], JsonPath]]:
+    """Each JsonLogic operation with its path; item sub-logic is entered for operators only."""
+    if isinstance(logic, list):
+        for i, item in enumerate(logic):
+            yield from _operations(item, (*path, i))
+        return
+    if not (isinstance(logic, dict) and len(logic) == 1):
+        return
+    ((op, args),) = logic.items()
+    listed = args if isinstance(args, list) else [args]
+    yield op, listed, path
+    if op in ("rule", "var"):
+        return
+    for i, arg in enumerate(listed):
+        where = (*path, op, i) if isinstance(args, list) else (*path, op)
+        if op in _ITERATING and i > 0:
+            for inner_op, inner_args, inner_where in _operations(arg, where):
+                if inner_op not in ("var",):
+                    yield inner_op, inner_args, inner_where
+            continue
+        yield from _operations(arg, where)

@@ -1,0 +1,204 @@
+"""Drawing a definition's DAG: Mermaid (for READMEs and PRs), DOT (Graphviz) and JSON.
+
+Nested scopes (parallel branches, foreach bodies, on_failure) are drawn as
+subgraphs/clusters inside the step that owns them, so the picture matches what runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from dsl.graph import MAIN, ON_FAILURE, Scope, WorkflowGraph, branch_scope_key, foreach_scope_key
+from dsl.models import DecisionStep, ForeachStep, ParallelStep, Step, TaskStep
+
+__all__ = ["FORMATS", "render"]
+
+Format = Literal["mermaid", "dot", "json"]
+FORMATS: tuple[Format, ...] = ("mermaid", "dot", "json")
+
+
+def render(graph: WorkflowGraph, fmt: Format = "mermaid") -> str:
+    """The graph in one of `FORMATS`."""
+    if fmt == "mermaid":
+        return "\n".join(_Mermaid(graph).lines()) + "\n"
+    if fmt == "dot":
+        return "\n".join(_Dot(graph).lines()) + "\n"
+    return json.dumps(to_json(graph), indent=2) + "\n"
+
+
+def to_json(graph: WorkflowGraph) -> dict[str, Any]:
+    """Nodes and edges as plain data, for tools that draw their own pictures."""
+    nodes = []
+    edges = []
+    for scope in graph.scopes.values():
+        for step_id in scope.order or list(scope.steps):
+            step = scope.steps[step_id]
+            node: dict[str, Any] = {
+                "id": step_id,
+                "name": step.display_name,
+                "type": step.type,
+                "scope": scope.key,
+            }
+            if isinstance(step, TaskStep):
+                node["action"] = step.action
+            if scope.parent is not None:
+                node["parent"] = scope.parent
+            nodes.append(node)
+        for source, target, kind, label in _edges(scope):
+            edge = {"from": source, "to": target, "kind": kind}
+            if label:
+                edge["label"] = label
+            edges.append(edge)
+    definition = graph.definition
+    return {"name": definition.name, "version": definition.version, "nodes": nodes, "edges": edges}
+
+
+def _edges(scope: Scope) -> Iterator[tuple[str, str, str, str]]:
+    """(from, to, kind, label) of a scope, in a stable order."""
+    for step_id in scope.order or list(scope.steps):
+        step = scope.steps[step_id]
+        for dependency in step.dependencies:
+            if dependency in scope.steps:
+                yield dependency, step_id, "dependency", ""
+        if isinstance(step, DecisionStep):
+            seen: set[tuple[str, str]] = set()
+            for index, branch in enumerate(step.branches, start=1):
+                for target in branch.next:
+                    label = _condition_label(branch.when, index)
+                    if target in scope.steps and (target, label) not in seen:
+                        seen.add((target, label))
+                        yield step_id, target, "decision", label
+            for target in step.default:
+                if target in scope.steps:
+                    yield step_id, target, "decision", "default"
+
+
+def _condition_label(condition: Any, index: int) -> str:
+    if isinstance(condition, dict) and set(condition) == {"rule"}:
+        return str(condition["rule"])
+    return f"branch {index}"
+
+
+def _nested_scopes(graph: WorkflowGraph, step: Step) -> list[tuple[str, str]]:
+    """(scope key, title) of the scopes a step owns."""
+    if isinstance(step, ParallelStep):
+        return [(branch_scope_key(step.id, b.name), b.name) for b in step.branches]
+    if isinstance(step, ForeachStep):
+        return [(foreach_scope_key(step.id), "for each item")]
+    return []
+
+
+def _label(step: Step) -> str:
+    detail = step.action if isinstance(step, TaskStep) else step.type
+    title = step.display_name
+    return title if title == detail else f"{title}\n{detail}"
+
+
+class _Mermaid:
+    def __init__(self, graph: WorkflowGraph) -> None:
+        self.graph = graph
+
+    def lines(self) -> list[str]:
+        out = ["flowchart TD"]
+        out += self.scope(self.graph.scopes[MAIN], "  ")
+        if self.graph.scopes[ON_FAILURE].steps:
+            out.append('  subgraph on_failure["on failure"]')
+            out += self.scope(self.graph.scopes[ON_FAILURE], "    ")
+            out.append("  end")
+        return out
+
+    def scope(self, scope: Scope, indent: str) -> list[str]:
+        out: list[str] = []
+        for step_id in scope.order or list(scope.steps):
+            step = scope.steps[step_id]
+            nested = _nested_scopes(self.graph, step)
+            if nested:
+                out.append(f'{indent}subgraph {step_id}["{_mermaid_text(_label(step))}"]')
+                for key, title in nested:
+                    inner = self.graph.scopes[key]
+                    out.append(f'{indent}  subgraph {_mermaid_id(key)}["{_mermaid_text(title)}"]')
+                    out += self.scope(inner, indent + "    ")
+                    out.append(f"{indent}  end")
+                out.append(f"{indent}end")
+            else:
+                out.append(f"{indent}{step_id}{_mermaid_shape(step)}")
+        for source, target, _kind, label in _edges(scope):
+            arrow = f'-->|"{_mermaid_text(label)}"|' if label else "-->"
+            out.append(f"{indent}{source} {arrow} {target}")
+        return out
+
+
+def _mermaid_id(key: str) -> str:
+    return key.replace("/", "__").replace("-", "_")
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;").replace("\n", "<br/>")
+
+
+def _mermaid_shape(step: Step) -> str:
+    text = _mermaid_text(_label(step))
+    shapes = {
+        "decision": '{"%s"}',
+        "wait": '(["%s"])',
+        "signal": '>"%s"]',
+        "fail": '[["%s"]]',
+        "set": '[/"%s"/]',
+    }
+    return shapes.get(step.type, '["%s"]') % text
+
+
+class _Dot:
+    def __init__(self, graph: WorkflowGraph) -> None:
+        self.graph = graph
+
+    def lines(self) -> list[str]:
+        name = json.dumps(f"{self.graph.definition.name} {self.graph.definition.version}")
+        out = [
+            f"digraph {name} {{",
+            "  rankdir=TB;",
+            '  node [shape=box, style=rounded, fontname="Helvetica"];',
+        ]
+        out += self.scope(self.graph.scopes[MAIN], "  ")
+        if self.graph.scopes[ON_FAILURE].steps:
+            out += [
+                "  subgraph cluster_on_failure {",
+                '    label="on failure";',
+                "    style=dashed;",
+            ]
+            out += self.scope(self.graph.scopes[ON_FAILURE], "    ")
+            out.append("  }")
+        out.append("}")
+        return out
+
+    def scope(self, scope: Scope, indent: str) -> list[str]:
+        out: list[str] = []
+        for step_id in scope.order or list(scope.steps):
+            step = scope.steps[step_id]
+            shape = {
+                "decision": "diamond",
+                "wait": "ellipse",
+                "signal": "cds",
+                "fail": "octagon",
+            }.get(step.type, "box")
+            out.append(
+                f"{indent}{json.dumps(step_id)} [label={json.dumps(_label(step))}, shape={shape}];"
+            )
+            for key, title in _nested_scopes(self.graph, step):
+                out += [
+                    f"{indent}subgraph {json.dumps('cluster_' + key)} {{",
+                    f"{indent}  label={json.dumps(title)};",
+                ]
+                out += self.scope(self.graph.scopes[key], indent + "  ")
+                first = self.graph.scopes[key].roots()
+                out.append(f"{indent}}}")
+                out += [
+                    f"{indent}{json.dumps(step_id)} -> {json.dumps(r)} [style=dotted];"
+                    for r in first
+                ]
+        for source, target, _kind, label in _edges(scope):
+            attrs = f" [label={json.dumps(label)}]" if label else ""
+            out.append(f"{indent}{json.dumps(source)} -> {json.dumps(target)}{attrs};")
+        return out

@@ -1,0 +1,302 @@
+"""From a file to a validated definition, or to one positioned line per mistake.
+
+The stages run in order — load (syntax, safety), models (keys, types), graph
+(dependencies, cycles, decisions), data flow (templates, conditions), then the
+outside world (input schema, policies, subworkflows, activities) — and a stage
+that finds problems stops the later ones, whose checks would only echo them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, ValidationError
+
+from dsl.catalog import Catalog, ChainedCatalog, DirectoryCatalog
+from dsl.errors import DefinitionError, Problem
+from dsl.graph import WorkflowGraph, build_graph, suggest
+from dsl.loader import JsonPath, LoadedDocument, SourceMap, load_file, load_text, paused_gc
+from dsl.models import STEP_TYPES, Definition, Model, SubworkflowStep, TaskStep, spellings
+from dsl.policies import POLICIES
+from dsl.references import check_references
+
+__all__ = [
+    "ValidatedDefinition",
+    "validate_data",
+    "validate_document",
+    "validate_file",
+    "validate_text",
+]
+
+
+@dataclass(frozen=True)
+class ValidatedDefinition:
+    """A definition that passed every check, with its graph and its source."""
+
+    definition: Definition
+    graph: WorkflowGraph
+    document: LoadedDocument
+
+    @property
+    def file(self) -> str:
+        return self.document.source.file
+
+
+def validate_file(
+    path: str | Path,
+    *,
+    definitions: Iterable[str | Path] = (),
+    catalog: Catalog | None = None,
+    activities: Collection[str] | None = None,
+) -> ValidatedDefinition:
+    """Validate a definition file; subworkflows resolve beside it and in `definitions`."""
+    document = load_file(path)
+    local = DirectoryCatalog([Path(path).parent, *definitions])
+    lookup = local if catalog is None else ChainedCatalog([local, catalog])
+    return validate_document(document, catalog=lookup, activities=activities)
+
+
+def validate_text(text: str, *, file: str = "<string>", **options: Any) -> ValidatedDefinition:
+    return validate_document(load_text(text, file=file), **options)
+
+
+def validate_data(data: Any, *, file: str = "<data>", **options: Any) -> ValidatedDefinition:
+    """Validate already-parsed data (no positions: problems point at 1:1)."""
+    return validate_document(LoadedDocument(data=data, source=SourceMap(file), text=""), **options)
+
+
+def validate_document(
+    document: LoadedDocument,
+    *,
+    catalog: Catalog | None = None,
+    activities: Collection[str] | None = None,
+) -> ValidatedDefinition:
+    """Run every stage; raises `DefinitionError` carrying all problems of the first failing one."""
+    with paused_gc():
+        return _validate(document, catalog, activities)
+
+
+def _validate(
+    document: LoadedDocument, catalog: Catalog | None, activities: Collection[str] | None
+) -> ValidatedDefinition:
+    data = document.data
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        _raise(
+            document.source,
+            [
+                Problem(
+                    (), f"a definition is a mapping with 'name' and 'steps'; this file is {kind}"
+                )
+            ],
+        )
+    try:
+        definition = Definition.model_validate(data)
+    except ValidationError as exc:
+        _raise(document.source, model_problems(exc, data))
+    graph, problems = build_graph(definition)
+    _raise(document.source, problems)
+    problems = check_references(graph)
+    problems += list(_outside_problems(graph, catalog, activities))
+    _raise(document.source, problems)
+    return ValidatedDefinition(definition=definition, graph=graph, document=document)
+
+
+def _raise(source: SourceMap, problems: list[Problem]) -> None:
+    if problems:
+        raise DefinitionError(source.error(p.path, p.message, at_key=p.at_key) for p in problems)
+
+
+def _outside_problems(
+    graph: WorkflowGraph, catalog: Catalog | None, activities: Collection[str] | None
+) -> Iterator[Problem]:
+    definition = graph.definition
+    if definition.input is not None:
+        meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+        for error in sorted(meta.iter_errors(definition.input), key=lambda e: list(e.path)):
+            yield Problem(
+                ("input", *error.path), f"input is not a valid JSON Schema: {error.message}"
+            )
+    for index, policy in enumerate(definition.policies):
+        if policy not in POLICIES:
+            known = ", ".join(POLICIES)
+            yield Problem(
+                ("policies", index),
+                f"unknown policy {policy!r}{suggest(policy, list(POLICIES))} (known: {known})",
+            )
+    for step in graph.all_steps():
+        path = graph.paths[step.id]
+        if (
+            isinstance(step, SubworkflowStep)
+            and catalog is not None
+            and catalog.find(step.workflow, step.version) is None
+        ):
+            wanted = step.workflow + (f" version {step.version}" if step.version else "")
+            hint = suggest(step.workflow, catalog.names())
+            yield Problem(
+                (*path, "workflow"),
+                f"no definition named {wanted!r} found beside this file or in the registry{hint}",
+            )
+        if isinstance(step, TaskStep) and activities is not None:
+            registered = sorted(activities)
+            if step.action not in activities:
+                yield Problem(
+                    (*path, "action"),
+                    f"no worker registers activity {step.action!r}{suggest(step.action, registered)}",
+                )
+            if step.compensate is not None and step.compensate.action not in activities:
+                yield Problem(
+                    (*path, "compensate", "action"),
+                    f"no worker registers activity {step.compensate.action!r}{suggest(step.compensate.action, registered)}",
+                )
+
+
+# --------------------------------------------------------------------------- pydantic
+
+
+def model_problems(error: ValidationError, data: Any) -> list[Problem]:
+    """Pydantic's errors as problems located in the source, one per place."""
+    problems: dict[JsonPath, Problem] = {}
+    for detail in error.errors(include_url=False):
+        problem = _model_problem(detail, data)
+        problems.setdefault(problem.path + (("<key>",) if problem.at_key else ()), problem)
+    explained = {
+        fix for detail in error.errors(include_url=False) if (fix := _typo_fix(detail, data))
+    }
+    return [p for p in problems.values() if (p.path, p.message) not in explained]
+
+
+def _typo_fix(detail: Any, data: Any) -> tuple[JsonPath, str] | None:
+    """The missing-key problem that an unknown, misspelt key already explains."""
+    if detail["type"] != "extra_forbidden":
+        return None
+    path, _, _ = _source_path(data, detail["loc"])
+    close = difflib.get_close_matches(
+        str(path[-1]), _model_keys_like(_value_at(data, path[:-1])), n=1, cutoff=0.6
+    )
+    if not close:
+        return None
+    return path[:-1], f"missing required key {close[0]!r}"
+
+
+def _model_problem(detail: Any, data: Any) -> Problem:
+    kind: str = detail["type"]
+    path, parent, missing = _source_path(data, detail["loc"])
+    message = str(detail["msg"]).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        key = str(path[-1])
+        siblings = _model_keys_like(_value_at(data, path[:-1]))
+        return Problem(path, f"unknown key {key!r}{suggest(key, siblings)}", at_key=True)
+    if kind == "missing":
+        return Problem(path, f"missing required key {missing!r}")
+    if kind == "union_tag_invalid":
+        if isinstance(parent, dict) and "type" in parent:
+            tag = parent["type"]
+            options = ", ".join(STEP_TYPES) if tag not in ("schedule", "api") else "schedule, api"
+            hint = suggest(str(tag), options.split(", "))
+            return Problem(
+                (*path, "type"), f"unknown type {tag!r}{hint or ''}; expected one of {options}"
+            )
+        return Problem(path, f"unknown type; {message}")
+    if kind == "union_tag_not_found" or kind == "model_attributes_type" or kind == "model_type":
+        return Problem(path, f"expected a mapping, got {_json_kind(parent)}")
+    if kind == "string_pattern_mismatch":
+        return Problem(path, _pattern_message(path, parent))
+    if kind == "literal_error":
+        expected = detail.get("ctx", {}).get("expected", "")
+        return Problem(path, f"{_label(path)}: expected {expected}, got {parent!r}")
+    return Problem(path, f"{_label(path)}: {message[:1].lower()}{message[1:]}")
+
+
+def _source_path(data: Any, loc: tuple[Any, ...]) -> tuple[JsonPath, Any, str | None]:
+    """Follow pydantic's loc through the real data: aliases found, union tags skipped.
+
+    Returns the deepest path that exists, the value there, and the key pydantic
+    wanted but did not find (for missing-key errors).
+    """
+    path: list[str | int] = []
+    current = data
+    for index, segment in enumerate(loc):
+        if isinstance(current, dict) and isinstance(segment, str):
+            key = next(
+                (k for k in spellings(segment) if k in current),
+                segment if segment in current else None,
+            )
+            if key is not None:
+                path.append(key)
+                current = current[key]
+                continue
+            if index == len(loc) - 1:
+                return tuple(path), current, segment
+        elif isinstance(current, list) and isinstance(segment, int) and 0 <= segment < len(current):
+            path.append(segment)
+            current = current[segment]
+    return tuple(path), current, None
+
+
+def _value_at(data: Any, path: JsonPath) -> Any:
+    for segment in path:
+        data = data[segment]
+    return data
+
+
+def _label(path: JsonPath) -> str:
+    names = [p for p in path if isinstance(p, str)]
+    return names[-1] if names else "definition"
+
+
+def _json_kind(value: Any) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), "a number")
+
+
+_PATTERN_MESSAGES = {
+    "id": "step id {value!r} must start with a letter or '_' and hold only letters, digits, '_' and '-'",
+    "version": "version {value!r} is not a semantic version such as 1.0.0",
+    "name": "name {value!r} must start with a letter or digit and hold only letters, digits, '.', '_' and '-'",
+    "workflow": "workflow {value!r} must start with a letter or digit and hold only letters, digits, '.', '_' and '-'",
+}
+
+
+def _pattern_message(path: JsonPath, value: Any) -> str:
+    label = _label(path)
+    template = _PATTERN_MESSAGES.get(
+        label, "{label} {value!r} has characters that are not allowed here"
+    )
+    return template.format(label=label, value=value)
+
+
+def _all_models() -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
+    pending: list[type[BaseModel]] = [Model]
+    while pending:
+        model = pending.pop()
+        for sub in model.__subclasses__():
+            if sub not in found:
+                found.append(sub)
+                pending.append(sub)
+    return found
+
+
+def _model_keys_like(mapping: Any) -> list[str]:
+    """The keys of the model this mapping most resembles, to suggest a typo's fix."""
+    keys = set(mapping) if isinstance(mapping, dict) else set()
+    best: list[str] = []
+    best_score = -1
+    for model in _all_models():
+        names = [s for field in model.model_fields for s in spellings(field)]
+        near = sum(1 for k in keys if k not in names and suggest(k, names))
+        score = 2 * len(keys.intersection(names)) + near
+        if score > best_score:
+            best, best_score = names, score
+    return best

@@ -1,0 +1,1 @@
+"""The interpreter: one generic Temporal workflow, its worker, servers and CLI."""

@@ -1,0 +1,117 @@
+"""`tdsl validate|graph|schema` as a user runs them: exit codes, stderr lines, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from interpreter.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "definitions"
+
+
+def _tdsl(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a subprocess, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "interpreter.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_validate_examples_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(p) for p in sorted(EXAMPLES.iterdir())]
+    assert main(["validate", *files, "--activities", "activities.examples"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": ok (") == len(files)
+
+
+def test_validate_reports_each_problem_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\nsteps:\n  - id: a\n    actoin: echo\n  - {id: b, action: echo, dependencies: [zz]}\n"
+    )
+    good = EXAMPLES / "notify-customer.yaml"
+    assert main(["validate", str(bad), str(good)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"{bad}:4:5: error: unknown key 'actoin' (did you mean 'action'?)",
+    ]
+    assert f"{good}: ok" in captured.out
+
+
+def test_graph_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    example = str(EXAMPLES / "order-fulfilment.yaml")
+    assert main(["graph", example]) == 0
+    assert capsys.readouterr().out.startswith("flowchart TD")
+    assert main(["graph", example, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "order-fulfilment"
+    assert main(["graph", example, "--format", "dot"]) == 0
+    assert capsys.readouterr().out.startswith("digraph")
+
+
+def test_graph_of_an_invalid_file_prints_the_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps: []\n")
+    assert main(["graph", str(bad)]) == 1
+    assert capsys.readouterr().err.startswith(f"{bad}:2:8: error: steps:")
+
+
+def test_schema_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "temporal-dsl workflow definition"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["bogus"],
+        ["graph"],
+        ["graph", "x.yaml", "--format", "png"],
+        ["validate", "definitions/sample-workflow.json", "--activities", "no_such_module"],
+    ],
+)
+def test_bad_command_line_is_one_line_and_exit_2(args: list[str]) -> None:
+    result = _tdsl(*args)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00\x01\x02",
+        b"\xff\xfe",
+        b"name: [",
+        b"- 1\n- 2\n",
+        b"{}",
+        b"name: x\nsteps: 5\n",
+        b"a: &a [*a]",
+    ],
+)
+def test_no_input_produces_a_traceback(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "weird.yaml"
+    path.write_bytes(content)
+    result = _tdsl("validate", str(path))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{path}:")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_directory_is_not_a_definition(tmp_path: Path) -> None:
+    result = _tdsl("validate", str(tmp_path))
+    assert result.returncode == 1
+    assert "cannot read file" in result.stderr

@@ -1,0 +1,209 @@
+"""Validation as a whole: the seed format, key spellings, policies, lookups, activities."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from dsl.errors import DefinitionError
+from dsl.models import TaskStep
+from dsl.validate import validate_data, validate_file, validate_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SEED = {
+    "id": "sample-workflow-v1",
+    "name": "sampleWorkflow",
+    "version": "1.0.0",
+    "steps": [
+        {
+            "id": "validate",
+            "name": "Validate Input",
+            "type": "task",
+            "action": "validateInput",
+            "parameters": {},
+            "dependencies": [],
+        },
+        {
+            "id": "process",
+            "name": "Process Data",
+            "type": "task",
+            "action": "processData",
+            "parameters": {},
+            "dependencies": ["validate"],
+        },
+        {
+            "id": "store",
+            "name": "Store Result",
+            "type": "task",
+            "action": "storeResult",
+            "parameters": {},
+            "dependencies": ["process"],
+            "retryPolicy": {"maximumAttempts": 3, "initialInterval": 1000, "backoffCoefficient": 2},
+            "timeoutSeconds": 60,
+        },
+    ],
+    "triggers": [
+        {"type": "api", "condition": {"endpoint": "/api/sample-workflow", "method": "POST"}}
+    ],
+    "policies": ["default-retry-policy"],
+}
+
+
+def _messages(text: str, **options: object) -> list[str]:
+    with pytest.raises(DefinitionError) as caught:
+        validate_text(text, file="d.yaml", **options)  # type: ignore[arg-type]
+    return [str(d) for d in caught.value.diagnostics]
+
+
+def test_seed_format_loads_unchanged_as_json_and_yaml() -> None:
+    checked = validate_text(json.dumps(SEED))
+    store = checked.definition.steps[2]
+    assert isinstance(store, TaskStep)
+    assert store.timeout == timedelta(seconds=60)
+    assert store.retry_policy is not None
+    assert store.retry_policy.initial_interval == timedelta(seconds=1)  # bare number = ms here
+    assert store.retry_policy.maximum_attempts == 3
+    assert checked.graph.main.order == ["validate", "process", "store"]
+    assert validate_data(SEED).definition == checked.definition
+
+
+def test_snake_and_camel_spellings_mean_the_same() -> None:
+    snake = validate_text(
+        "name: a\nsteps:\n  - {id: x, action: echo, retry_policy: {maximum_attempts: 2}, continue_on_error: true}\n"
+        "  - {id: y, action: echo, dependencies: [x]}\n"
+    ).definition
+    camel = validate_text(
+        "name: a\nsteps:\n  - {id: x, action: echo, retryPolicy: {maximumAttempts: 2}, continueOnError: true}\n"
+        "  - {id: y, action: echo, dependsOn: [x]}\n"
+    ).definition
+    assert snake == camel
+
+
+def test_unknown_key_points_at_the_key_with_a_suggestion() -> None:
+    assert _messages("name: a\nsteps:\n  - id: x\n    actoin: echo\n") == [
+        "d.yaml:4:5: error: unknown key 'actoin' (did you mean 'action'?)"
+    ]
+
+
+def test_several_mistakes_are_all_reported_in_order() -> None:
+    messages = _messages(
+        "name: a\nsteps:\n  - {id: x, action: echo, dependencies: [nope]}\n"
+        "  - {id: y, action: echo, dependencies: [y]}\n"
+    )
+    assert messages == [
+        "d.yaml:3:42: error: step 'x' depends on unknown step 'nope'",
+        "d.yaml:4:42: error: step 'y' depends on itself",
+    ]
+
+
+def test_data_flow_is_checked_against_dependencies() -> None:
+    text = (
+        "name: a\nsteps:\n"
+        "  - {id: x, action: echo}\n"
+        "  - {id: y, action: echo, parameters: {v: '${{ steps.x.output }}'}}\n"
+    )
+    assert _messages(text) == [
+        "d.yaml:4:43: error: ${{ steps.x.output }}: step 'x' is not upstream of step 'y'; "
+        "add 'x' to the dependencies of 'y'"
+    ]
+
+
+def test_nested_steps_see_what_is_upstream_of_their_parallel_step() -> None:
+    validate_text(
+        "name: a\nsteps:\n  - {id: x, action: echo}\n"
+        "  - id: p\n    type: parallel\n    dependencies: [x]\n    branches:\n"
+        "      - name: one\n        steps: [{id: n1, action: echo, parameters: {v: '${{ steps.x.output }}'}}]\n"
+        "      - name: two\n        steps: [{id: n2, action: echo}]\n"
+    )
+
+
+def test_policies_are_checked_and_unknown_ones_named() -> None:
+    assert (
+        "unknown policy 'no-retri' (did you mean 'no-retry'?)"
+        in _messages("name: a\npolicies: [no-retri]\nsteps: [{id: x, action: echo}]\n")[0]
+    )
+
+
+def test_activities_are_checked_when_known() -> None:
+    text = "name: a\nsteps: [{id: x, action: ehco, compensate: {action: log}}]\n"
+    validate_text(text)  # without a list of activities nothing is assumed
+    assert _messages(text, activities={"echo", "log"}) == [
+        "d.yaml:2:25: error: no worker registers activity 'ehco' (did you mean 'echo'?)"
+    ]
+
+
+def test_subworkflow_is_found_beside_the_file_or_reported(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(
+        "name: child\nversion: 2.0.0\nsteps: [{id: c, action: echo}]\n"
+    )
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("name: parent\nsteps: [{id: s, type: subworkflow, workflow: child}]\n")
+    validate_file(parent)
+    parent.write_text("name: parent\nsteps: [{id: s, type: subworkflow, workflow: chlid}]\n")
+    with pytest.raises(
+        DefinitionError, match=r"parent.yaml:2:46: error: no definition named 'chlid'.*'child'"
+    ):
+        validate_file(parent)
+    parent.write_text(
+        "name: parent\nsteps: [{id: s, type: subworkflow, workflow: child, version: 1.0.0}]\n"
+    )
+    with pytest.raises(DefinitionError, match=r"child version 1\.0\.0"):
+        validate_file(parent)
+
+
+def test_subworkflow_is_found_in_extra_directories(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "lib.yaml").write_text("name: lib\nsteps: [{id: c, action: echo}]\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    parent = mine / "parent.yaml"
+    parent.write_text("name: parent\nsteps: [{id: s, type: subworkflow, workflow: lib}]\n")
+    with pytest.raises(DefinitionError):
+        validate_file(parent)
+    validate_file(parent, definitions=[shared])
+
+
+def test_input_schema_must_be_a_json_schema() -> None:
+    assert _messages("name: a\ninput: {type: objekt}\nsteps: [{id: x, action: echo}]\n")[
+        0
+    ].startswith("d.yaml:2:15: error: input is not a valid JSON Schema")
+
+
+def test_not_a_mapping() -> None:
+    assert _messages("- a\n- b\n") == [
+        "d.yaml:1:1: error: a definition is a mapping with 'name' and 'steps'; this file is a list"
+    ]
+    assert _messages("") == [
+        "d.yaml:1:1: error: a definition is a mapping with 'name' and 'steps'; this file is empty"
+    ]
+
+
+def test_every_example_is_valid_with_the_shipped_activities() -> None:
+    from activities.builtin import BuiltinActivities
+    from activities.registry import activity_names, default_activities
+
+    names = set(activity_names(default_activities(BuiltinActivities())))
+    files = sorted((ROOT / "definitions").glob("*.y*ml")) + sorted(
+        (ROOT / "definitions").glob("*.json")
+    )
+    assert len(files) >= 5
+    types = set()
+    for file in files:
+        checked = validate_file(file, activities=names)
+        types |= {step.type for step in checked.graph.all_steps()}
+    assert types == {
+        "task",
+        "decision",
+        "parallel",
+        "subworkflow",
+        "foreach",
+        "wait",
+        "signal",
+        "set",
+        "fail",
+    }
