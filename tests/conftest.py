@@ -68,3 +68,28 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def task_queue() -> str:
     """A task queue no other test polls, so workers of different tests never mix."""
     return f"tq-{uuid4()}"
+
+
+@pytest.fixture
+async def worker(client: Client, task_queue: str) -> AsyncIterator[str]:
+    """A real worker for the interpreter and the shipped activities on a fresh task queue."""
+    from temporalio.worker import Worker
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    from activities.builtin import BuiltinActivities
+    from activities.registry import default_activities
+    from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
+
+    builtin = BuiltinActivities()
+    runner = SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[DslWorkflow],
+        activities=default_activities(builtin),
+        workflow_runner=runner,
+    ):
+        yield task_queue
+    await builtin.close()

@@ -372,7 +372,9 @@ def _write_module(directory: Path, name: str, source: str, monkeypatch: pytest.M
 
 def test_default_activities_names(builtin: BuiltinActivities) -> None:
     names = activity_names(default_activities(builtin))
-    assert names == sorted([*BUILTIN_NAMES, "validateInput", "processData", "storeResult"])
+    assert names == sorted(
+        [*BUILTIN_NAMES, "validateInput", "processData", "storeResult", "tdsl.cancel_run"]
+    )
 
 
 def test_load_activities_from_a_user_module(

@@ -1,0 +1,87 @@
+"""A definition pinned with every subworkflow it can reach, resolved at submit time.
+
+A run carries its bundle as input, so a changed file or registry never changes a
+running or replayed run; the content hash identifies exactly what ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsl.catalog import Catalog
+from dsl.errors import DefinitionError, Diagnostic
+from dsl.models import Definition, SubworkflowStep
+from dsl.validate import ValidatedDefinition, validate_data, validate_file
+
+__all__ = ["Bundle", "bundle_key", "content_hash", "normalise", "resolve_bundle"]
+
+
+def normalise(definition: Definition) -> dict[str, Any]:
+    """The canonical JSON form: snake_case keys, durations as text, no unset options."""
+    return definition.model_dump(mode="json", exclude_none=True)
+
+
+def content_hash(definition: Definition) -> str:
+    """sha256 of the canonical JSON: equal for equal meaning, whatever the spelling."""
+    canonical = json.dumps(normalise(definition), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def bundle_key(name: str, version: str) -> str:
+    return f"{name}@{version}"
+
+
+@dataclass
+class Bundle:
+    """The root definition and the reachable subworkflow definitions."""
+
+    definition: Definition
+    subworkflows: dict[str, Definition] = field(default_factory=dict)
+    latest: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.definition)
+
+    def subworkflow(self, step: SubworkflowStep) -> Definition:
+        """The definition a subworkflow step runs (pinned version, else the resolved latest)."""
+        version = step.version or self.latest[step.workflow]
+        return self.subworkflows[bundle_key(step.workflow, version)]
+
+
+def resolve_bundle(root: ValidatedDefinition, catalog: Catalog) -> Bundle:
+    """Follow subworkflow steps transitively; each reached definition is validated too."""
+    bundle = Bundle(definition=root.definition)
+    pending: list[tuple[Definition, str]] = [(root.definition, root.file)]
+    while pending:
+        definition, origin = pending.pop()
+        for step in _subworkflow_steps(definition):
+            entry = catalog.find(step.workflow, step.version)
+            if entry is None:
+                wanted = step.workflow + (f" version {step.version}" if step.version else "")
+                raise DefinitionError(
+                    [Diagnostic(origin, 1, 1, f"no definition named {wanted!r} found")]
+                )
+            child = entry.definition
+            if step.version is None:
+                bundle.latest.setdefault(step.workflow, child.version)
+            key = bundle_key(child.name, child.version)
+            if key not in bundle.subworkflows:
+                if Path(entry.origin).is_file():
+                    validate_file(entry.origin, catalog=catalog)
+                else:
+                    validate_data(normalise(child), file=entry.origin, catalog=catalog)
+                bundle.subworkflows[key] = child
+                pending.append((child, entry.origin))
+    return bundle
+
+
+def _subworkflow_steps(definition: Definition) -> list[SubworkflowStep]:
+    from dsl.graph import build_graph
+
+    graph, _ = build_graph(definition)
+    return [step for step in graph.all_steps() if isinstance(step, SubworkflowStep)]

@@ -1,0 +1,77 @@
+"""What the interpreter workflow and its clients agree on: names, input, status shapes.
+
+Kept apart from the workflow so that the client, the CLI and the worker can import
+it without pulling workflow code in, and so that a change here is visibly a change
+of the wire contract (old histories must still replay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from temporalio.common import SearchAttributeKey
+
+__all__ = [
+    "CANCEL_RUN_ACTIVITY",
+    "CANCEL_SIGNAL",
+    "CONTROL_SIGNALS",
+    "DSL_NAME",
+    "DSL_VERSION",
+    "PAUSE_SIGNAL",
+    "RESUME_SIGNAL",
+    "RUN_STATUSES",
+    "SEARCH_ATTRIBUTES",
+    "STATUS_QUERY",
+    "STEP_STATUSES",
+    "WORKFLOW_NAME",
+    "RunInput",
+    "StepStatus",
+]
+
+WORKFLOW_NAME = "DslWorkflow"
+"""The one workflow type that runs every definition."""
+
+STATUS_QUERY = "status"
+PAUSE_SIGNAL = "pause"
+RESUME_SIGNAL = "resume"
+CANCEL_SIGNAL = "cancel"
+CONTROL_SIGNALS = (PAUSE_SIGNAL, RESUME_SIGNAL, CANCEL_SIGNAL)
+
+StepStatus = Literal["pending", "running", "completed", "skipped", "failed", "cancelled"]
+STEP_STATUSES: tuple[StepStatus, ...] = (
+    "pending",
+    "running",
+    "completed",
+    "skipped",
+    "failed",
+    "cancelled",
+)
+
+DSL_NAME = SearchAttributeKey.for_keyword("DslName")
+DSL_VERSION = SearchAttributeKey.for_keyword("DslVersion")
+SEARCH_ATTRIBUTES = (DSL_NAME, DSL_VERSION)
+"""Set on every run so the Temporal UI can filter by definition and version."""
+
+CANCEL_RUN_ACTIVITY = "tdsl.cancel_run"
+"""The internal activity through which a `cancel` signal becomes a real cancellation."""
+
+RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")
+
+
+@dataclass
+class RunInput:
+    """The workflow's only argument: a pinned definition bundle and the run input.
+
+    The definition and every subworkflow it can reach are resolved by the client at
+    submit time, so editing a YAML file never changes a running or replayed run.
+    """
+
+    definition: dict[str, Any]
+    """The normalised definition (`Definition.model_dump(mode="json")`)."""
+    input: Any = None
+    subworkflows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Reachable definitions keyed ``name@version``."""
+    latest: dict[str, str] = field(default_factory=dict)
+    """For subworkflow steps without a version: name → the version resolved at submit."""
+    definition_hash: str = ""

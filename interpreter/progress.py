@@ -1,0 +1,127 @@
+"""Step states of a run: what the ``status`` query returns and what the UI shows.
+
+Updating a step is O(1) (counters kept as we go), and the markdown shown as the
+workflow's current details is bounded (a full table for small runs, counts and the
+running steps for large ones), so a 1,000-step run does not redraw 1,000 rows on
+every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from interpreter.contract import STEP_STATUSES, StepStatus
+
+__all__ = ["Progress", "StepState"]
+
+TABLE_LIMIT = 30
+"""Runs with at most this many steps get a full table in the UI; larger ones a summary."""
+RUNNING_SHOWN = 10
+
+
+@dataclass
+class StepState:
+    name: str
+    kind: str
+    status: StepStatus = "pending"
+    attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Progress:
+    """Every known step's state, in the order steps were declared or first seen."""
+
+    title: str
+    steps: dict[str, StepState] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STEP_STATUSES, 0))
+    running: dict[str, None] = field(default_factory=dict)
+    """Running step ids in start order (a dict: ordered, O(1) removal)."""
+
+    def declare(self, step_id: str, name: str, kind: str) -> None:
+        if step_id not in self.steps:
+            self.steps[step_id] = StepState(name=name, kind=kind)
+            self.counts["pending"] += 1
+
+    def update(
+        self,
+        step_id: str,
+        status: StepStatus,
+        at: datetime,
+        *,
+        error: dict[str, Any] | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        state = self.steps[step_id]
+        self.counts[state.status] -= 1
+        self.counts[status] += 1
+        state.status = status
+        if status == "running":
+            state.started_at = at
+            self.running[step_id] = None
+        else:
+            self.running.pop(step_id, None)
+            if status != "pending":
+                state.ended_at = at
+                if state.started_at is None:
+                    state.started_at = at
+        if status in ("completed", "failed") and state.kind in ("task", "subworkflow"):
+            state.attempts = max(state.attempts, 1)
+        if attempts is not None:
+            state.attempts = attempts
+        if error is not None:
+            state.error = error
+
+    def query(self, run_status: str, paused: bool) -> dict[str, Any]:
+        """The ``status`` query's answer (spec §4)."""
+        return {
+            "status": run_status,
+            "paused": paused,
+            "steps": {step_id: state.as_json() for step_id, state in self.steps.items()},
+        }
+
+    def markdown(self, run_status: str, paused: bool) -> str:
+        """A short table for the Temporal UI's current details."""
+        state = "paused" if paused else run_status.lower()
+        summary = ", ".join(f"{count} {status}" for status, count in self.counts.items() if count)
+        lines = [f"**{self.title}** — {state} ({summary})", ""]
+        if len(self.steps) <= TABLE_LIMIT:
+            lines += ["| step | name | status |", "|---|---|---|"]
+            lines += [
+                f"| `{step_id}` | {_cell(s.name)} | {_ICON.get(s.status, '')} {s.status} |"
+                for step_id, s in self.steps.items()
+            ]
+        else:
+            shown = list(self.running)[:RUNNING_SHOWN]
+            if shown:
+                lines.append("running: " + ", ".join(f"`{step_id}`" for step_id in shown))
+                if len(self.running) > RUNNING_SHOWN:
+                    lines[-1] += f" and {len(self.running) - RUNNING_SHOWN} more"
+        return "\n".join(lines)
+
+
+_ICON = {
+    "pending": "⏳",
+    "running": "▶️",
+    "completed": "✅",
+    "skipped": "⏭️",
+    "failed": "❌",
+    "cancelled": "🚫",
+}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

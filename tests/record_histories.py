@@ -1,0 +1,135 @@
+"""Record real histories of the interpreter into tests/histories/ for the replay tests.
+
+Run it when an intended behaviour change lands behind `workflow.patched()`:
+``.venv/bin/python -m tests.record_histories``. Existing files are kept, so old
+histories go on guarding old behaviour; pass ``--overwrite`` to re-record them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.builtin import BuiltinActivities
+from activities.registry import default_activities
+from interpreter.servers import start_local_env
+from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
+from tests.support.runs import DEFINITIONS, start
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+def replay_id(name: str) -> str:
+    """The workflow id a history was recorded under; replay must use the same one."""
+    return f"replay-{name}"
+
+
+TASK_QUEUE = "record-histories"
+
+Interact = Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]
+
+
+async def _approve(handle: WorkflowHandle[Any, Any]) -> None:
+    await handle.signal("approval", {"approved": True, "by": "recorder"})
+
+
+async def _pause_then_resume(handle: WorkflowHandle[Any, Any]) -> None:
+    await handle.signal("pause")
+    await asyncio.sleep(0.5)
+    await handle.signal("resume")
+
+
+async def _cancel(handle: WorkflowHandle[Any, Any]) -> None:
+    await asyncio.sleep(0.5)
+    await handle.signal("cancel")
+
+
+CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
+    "sample-workflow": (DEFINITIONS / "sample-workflow.json", None, None),
+    "order-fulfilment": (
+        DEFINITIONS / "order-fulfilment.yaml",
+        {"order_id": "A1", "total": 150, "items": ["x"]},
+        None,
+    ),
+    "nightly-batch": (DEFINITIONS / "nightly-batch.yaml", {"records": [{"a": 1}, {"a": 2}]}, None),
+    "expense-approval": (
+        DEFINITIONS / "approval.yaml",
+        {"amount": 5, "requester": "ann"},
+        _approve,
+    ),
+    "failed-run": (
+        "name: failing\nsteps:\n  - {id: ok, action: echo}\n"
+        "  - {id: broken, action: fail, dependencies: [ok], parameters: {message: boom, non_retryable: true}}\n",
+        None,
+        None,
+    ),
+    "paused-run": (
+        "name: paused\nsteps:\n  - {id: a, action: sleep, parameters: {seconds: 0.3}}\n"
+        "  - {id: b, action: echo, dependencies: [a]}\n",
+        None,
+        _pause_then_resume,
+    ),
+    "cancelled-run": (
+        "name: cancelled\nsteps: [{id: long, action: sleep, parameters: {seconds: 30}}]\n",
+        None,
+        _cancel,
+    ),
+    "parallel-any": (
+        "name: race\nsteps:\n  - id: race\n    type: parallel\n    join: any\n    branches:\n"
+        "      - {name: fast, steps: [{id: f, action: echo}]}\n"
+        "      - {name: slow, steps: [{id: s, action: sleep, parameters: {seconds: 5}}]}\n",
+        None,
+        None,
+    ),
+}
+
+
+async def record(client: Client, name: str, overwrite: bool) -> None:
+    target = HISTORIES / f"{name}.json"
+    if target.exists() and not overwrite:
+        return
+    source, run_input, interact = CASES[name]
+    handle = await start(client, TASK_QUEUE, source, run_input, workflow_id=replay_id(name))
+    if interact is not None:
+        await interact(handle)
+    with contextlib.suppress(WorkflowFailureError):  # failed and cancelled runs are recorded too
+        await handle.result()
+    history = await handle.fetch_history()
+    target.write_text(history.to_json() + "\n")
+    print(f"recorded {target.relative_to(HISTORIES.parent.parent)}")
+
+
+async def main(overwrite: bool) -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    env = await start_local_env()
+    builtin = BuiltinActivities()
+    runner = SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+    try:
+        async with Worker(
+            env.client,
+            task_queue=TASK_QUEUE,
+            workflows=[DslWorkflow],
+            activities=default_activities(builtin),
+            workflow_runner=runner,
+        ):
+            for name in CASES:
+                await record(env.client, name, overwrite)
+    finally:
+        await builtin.close()
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--overwrite", action="store_true")
+    asyncio.run(main(parser.parse_args().overwrite))

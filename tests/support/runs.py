@@ -1,0 +1,59 @@
+"""Start interpreter runs from YAML text the way the client does: validate, bundle, submit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from temporalio.client import Client, WorkflowHandle
+
+from dsl.bundle import normalise, resolve_bundle
+from dsl.catalog import DirectoryCatalog
+from dsl.validate import validate_file, validate_text
+from interpreter.contract import WORKFLOW_NAME, RunInput
+
+DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
+
+
+def run_input(
+    text_or_path: str | Path, run_input: Any = None, *, directory: Path = DEFINITIONS
+) -> RunInput:
+    """The workflow input for a definition given as YAML text or a file path."""
+    if isinstance(text_or_path, Path):
+        checked = validate_file(text_or_path)
+    else:
+        checked = validate_text(
+            text_or_path, file="test.yaml", catalog=DirectoryCatalog([directory])
+        )
+    bundle = resolve_bundle(checked, DirectoryCatalog([directory]))
+    return RunInput(
+        definition=normalise(bundle.definition),
+        input=run_input,
+        subworkflows={key: normalise(d) for key, d in bundle.subworkflows.items()},
+        latest=bundle.latest,
+        definition_hash=bundle.hash,
+    )
+
+
+async def start(
+    client: Client,
+    task_queue: str,
+    text_or_path: str | Path,
+    input: Any = None,
+    *,
+    workflow_id: str | None = None,
+    **options: Any,
+) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        WORKFLOW_NAME,
+        run_input(text_or_path, input, **options),
+        id=workflow_id or f"test-{uuid4()}",
+        task_queue=task_queue,
+    )
+
+
+async def statuses(handle: WorkflowHandle[Any, Any]) -> dict[str, str]:
+    """Step id → status, from the workflow's status query."""
+    answer = await handle.query("status")
+    return {step_id: state["status"] for step_id, state in answer["steps"].items()}

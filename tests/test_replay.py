@@ -1,0 +1,36 @@
+"""Recorded histories of real runs still replay: interpreter changes stay deterministic.
+
+Recorded by `python -m tests.record_histories`; an intended change of behaviour goes
+behind `workflow.patched()` so that these keep replaying.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
+from tests.record_histories import replay_id
+
+HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+
+
+def test_histories_are_recorded() -> None:
+    assert len(HISTORIES) >= 8
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    replayer = Replayer(
+        workflows=[DslWorkflow],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        ),
+    )
+    history = WorkflowHistory.from_json(replay_id(path.stem), path.read_text())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
