@@ -145,7 +145,15 @@ class _GraphBuilder:
         scope.steps[step.id] = step
         scope.graph.add_node(step.id)
         if isinstance(step, ParallelStep):
+            seen: set[str] = set()
             for b, branch in enumerate(step.branches):
+                if branch.name in seen:
+                    name_path = (*path, "branches", b, "name")
+                    self.problems.append(
+                        Problem(name_path, f"duplicate branch name {branch.name!r} in {step.id!r}")
+                    )
+                    continue
+                seen.add(branch.name)
                 branch_path = (*path, "branches", b, "steps")
                 self.add_scope(
                     branch_scope_key(step.id, branch.name), branch.steps, branch_path, step.id

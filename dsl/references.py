@@ -187,7 +187,29 @@ class _Checker:
                     self.problems.append(Problem(location, f"{ref.text}: {message}"))
 
     def check_condition(self, logic: Any, path: JsonPath, reader: _Reader) -> None:
-        """Operators and rules at their exact place, then vars of the expanded logic."""
+        """Operators, rules and vars at their exact place, then vars of the expanded logic."""
+        for op, args, where in self.check_operations(logic, path):
+            for var, var_path in _read_paths(op, args, where):
+                message = self.reference_problem(var, reader)
+                if message:
+                    self.problems.append(Problem(var_path, f"{op} {format_path(var)!r}: {message}"))
+        try:
+            expanded = expand_rules(logic, self.rules)
+        except ExpressionError:
+            return  # the unknown rule or the cycle is reported where it is written
+        if expanded == logic:
+            return
+        for var in condition_vars(expanded):
+            message = self.reference_problem(var, reader)
+            if message:
+                self.problems.append(
+                    Problem(path, f"a rule used here reads {format_path(var)!r}: {message}")
+                )
+
+    def check_operations(
+        self, logic: Any, path: JsonPath
+    ) -> Iterator[tuple[str, list[Any], JsonPath]]:
+        """Report unknown operators and rules; yield the known operations for more checks."""
         for op, args, where in _operations(logic, path):
             if op == "rule":
                 if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], str)):
@@ -202,41 +224,19 @@ class _Checker:
                 self.problems.append(
                     Problem((*where, op), f"unknown JsonLogic operator {op!r}{hint}", at_key=True)
                 )
-            elif op == "var":
-                for var in condition_vars({"var": args}):
-                    message = self.reference_problem(var, reader)
-                    if message:
-                        self.problems.append(
-                            Problem((*where, "var"), f"var {format_path(var)!r}: {message}")
-                        )
-        try:
-            expanded = expand_rules(logic, self.rules)
-        except ExpressionError:
-            return  # reported where the rules are defined
-        if expanded == logic:
-            return
-        for var in condition_vars(expanded):
-            message = self.reference_problem(var, reader)
-            if message:
-                self.problems.append(
-                    Problem(path, f"a rule used here reads {format_path(var)!r}: {message}")
-                )
+            else:
+                yield op, args, where
 
     def check_rules(self) -> None:
         for name, logic in self.rules.items():
             path: JsonPath = ("rules", name)
-            for op, _args, where in _operations(logic, path):
-                if op not in KNOWN_OPERATORS:
-                    hint = suggest(op, sorted(KNOWN_OPERATORS))
-                    self.problems.append(
-                        Problem(
-                            (*where, op), f"unknown JsonLogic operator {op!r}{hint}", at_key=True
-                        )
-                    )
+            for _ in self.check_operations(logic, path):
+                pass
             try:
                 expand_rules({"rule": name}, self.rules)
             except ExpressionError as exc:
-                self.problems.append(Problem(path, str(exc), at_key=True))
+                if str(exc).startswith("rule cycle"):
+                    self.problems.append(Problem(path, str(exc), at_key=True))
 
     def reference_problem(
         self, path: JsonPath, reader: _Reader, *, itself: str | None = None
@@ -290,6 +290,24 @@ class _Checker:
         if any(self.upstream(s, reader) for s in setters):
             return None
         return f"{name!r} is set by {', '.join(map(repr, setters))}, which is not upstream of {reader.describe()}"
+
+
+def _read_paths(op: str, args: list[Any], where: JsonPath) -> Iterator[tuple[JsonPath, JsonPath]]:
+    """(data path read, where it is written) for var, missing and missing_some."""
+    if op == "var":
+        for var in condition_vars({"var": args}):
+            yield var, (*where, "var")
+    elif op == "missing":
+        listed = bool(args) and isinstance(args[0], list)
+        names = args[0] if listed else args
+        prefix = (*where, op, 0) if listed else (*where, op)
+        for index, name in enumerate(names):
+            for var in condition_vars({"missing": [name]}):
+                yield var, (*prefix, index)
+    elif op == "missing_some" and len(args) > 1 and isinstance(args[1], list):
+        for index, name in enumerate(args[1]):
+            for var in condition_vars({"missing": [name]}):
+                yield var, (*where, op, 1, index)
 
 
 def _strings(value: Any, path: JsonPath) -> Iterator[tuple[str, JsonPath]]:

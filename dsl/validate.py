@@ -86,9 +86,9 @@ def _validate(
 ) -> ValidatedDefinition:
     data = document.data
     if not isinstance(data, dict):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
+        kind = "empty" if data is None else _json_kind(data)
         _raise(
-            document.source,
+            document,
             [
                 Problem(
                     (), f"a definition is a mapping with 'name' and 'steps'; this file is {kind}"
@@ -98,18 +98,39 @@ def _validate(
     try:
         definition = Definition.model_validate(data)
     except ValidationError as exc:
-        _raise(document.source, model_problems(exc, data))
+        _raise(document, model_problems(exc, data))
     graph, problems = build_graph(definition)
-    _raise(document.source, problems)
+    _raise(document, problems)
     problems = check_references(graph)
     problems += list(_outside_problems(graph, catalog, activities))
-    _raise(document.source, problems)
+    _raise(document, problems)
     return ValidatedDefinition(definition=definition, graph=graph, document=document)
 
 
-def _raise(source: SourceMap, problems: list[Problem]) -> None:
+def _raise(document: LoadedDocument, problems: list[Problem]) -> None:
+    """Locate each problem; model-side paths are mapped to the keys the file really uses."""
     if problems:
-        raise DefinitionError(source.error(p.path, p.message, at_key=p.at_key) for p in problems)
+        raise DefinitionError(
+            document.source.error(_spelled(document.data, p.path), p.message, at_key=p.at_key)
+            for p in problems
+        )
+
+
+def _spelled(data: Any, path: JsonPath) -> JsonPath:
+    """`path` with each key as the file spells it (``on_failure`` may be ``onFailure``)."""
+    spelled: list[str | int] = []
+    current = data
+    for index, segment in enumerate(path):
+        if isinstance(current, dict) and isinstance(segment, str):
+            key = next((k for k in spellings(segment) if k in current), segment)
+            spelled.append(key)
+            current = current.get(key)
+        elif isinstance(current, list) and isinstance(segment, int) and 0 <= segment < len(current):
+            spelled.append(segment)
+            current = current[segment]
+        else:
+            return (*spelled, *path[index:])
+    return tuple(spelled)
 
 
 def _outside_problems(
@@ -188,23 +209,42 @@ def _model_problem(detail: Any, data: Any) -> Problem:
     kind: str = detail["type"]
     path, parent, missing = _source_path(data, detail["loc"])
     message = str(detail["msg"]).removeprefix("Value error, ")
+    if "[key]" in detail["loc"]:
+        key = str(path[-1]) if path else "?"
+        return Problem(path, f"name {key!r}: {message[:1].lower()}{message[1:]}", at_key=True)
     if kind == "extra_forbidden":
         key = str(path[-1])
-        siblings = _model_keys_like(_value_at(data, path[:-1]))
-        return Problem(path, f"unknown key {key!r}{suggest(key, siblings)}", at_key=True)
+        mapping = _value_at(data, path[:-1])
+        twin = _other_spelling(key, mapping)
+        if twin is not None:
+            return Problem(
+                path, f"{key!r} and {twin!r} are two spellings of one key; keep one", at_key=True
+            )
+        return Problem(
+            path, f"unknown key {key!r}{suggest(key, _model_keys_like(mapping))}", at_key=True
+        )
     if kind == "missing":
         return Problem(path, f"missing required key {missing!r}")
-    if kind == "union_tag_invalid":
-        if isinstance(parent, dict) and "type" in parent:
-            tag = parent["type"]
-            options = ", ".join(STEP_TYPES) if tag not in ("schedule", "api") else "schedule, api"
-            hint = suggest(str(tag), options.split(", "))
+    if (
+        kind in ("union_tag_invalid", "union_tag_not_found")
+        and isinstance(parent, dict)
+        and "type" in parent
+    ):
+        tag = parent["type"]
+        options = "schedule, api" if path[:1] == ("triggers",) else ", ".join(STEP_TYPES)
+        hint = suggest(tag, options.split(", ")) if isinstance(tag, str) else ""
+        return Problem((*path, "type"), f"unknown type {tag!r}{hint}; expected one of {options}")
+    if kind in ("union_tag_not_found", "model_attributes_type", "model_type", "dict_type"):
+        return Problem(path, f"{_label(path)}: expected a mapping, got {_json_kind(parent)}")
+    if kind == "string_type" and isinstance(parent, int | float) and not isinstance(parent, bool):
+        if _label(path) == "version":
             return Problem(
-                (*path, "type"), f"unknown type {tag!r}{hint or ''}; expected one of {options}"
+                path,
+                f'version {parent!r} is not a semantic version such as 1.0.0 (quote it: "{parent}.0")',
             )
-        return Problem(path, f"unknown type; {message}")
-    if kind == "union_tag_not_found" or kind == "model_attributes_type" or kind == "model_type":
-        return Problem(path, f"expected a mapping, got {_json_kind(parent)}")
+        return Problem(
+            path, f"{_label(path)}: expected a string, got the number {parent!r} (quote it)"
+        )
     if kind == "string_pattern_mismatch":
         return Problem(path, _pattern_message(path, parent))
     if kind == "literal_error":
@@ -237,6 +277,20 @@ def _source_path(data: Any, loc: tuple[Any, ...]) -> tuple[JsonPath, Any, str | 
             path.append(segment)
             current = current[segment]
     return tuple(path), current, None
+
+
+def _other_spelling(key: str, mapping: Any) -> str | None:
+    """Another spelling of the same field present in `mapping`, if `key` is one of two."""
+    if not isinstance(mapping, dict):
+        return None
+    for model in _all_models():
+        for field in model.model_fields:
+            names = spellings(field)
+            if key in names:
+                twin = next((n for n in names if n != key and n in mapping), None)
+                if twin is not None:
+                    return twin
+    return None
 
 
 def _value_at(data: Any, path: JsonPath) -> Any:
