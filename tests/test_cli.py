@@ -27,7 +27,7 @@ def _tdsl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_validate_examples_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    files = [str(p) for p in sorted(EXAMPLES.iterdir())]
+    files = [str(p) for p in sorted(EXAMPLES.iterdir()) if p.suffix in (".yaml", ".json")]
     assert main(["validate", *files, "--activities", "activities.examples"]) == 0
     out = capsys.readouterr().out
     assert out.count(": ok (") == len(files)

@@ -24,7 +24,9 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 def test_every_example_passes_the_schema_too() -> None:
     validator = Draft202012Validator(json.loads(COMMITTED.read_text()))
-    for file in sorted((ROOT / "definitions").iterdir()):
+    for file in sorted(
+        p for p in (ROOT / "definitions").iterdir() if p.suffix in (".yaml", ".json")
+    ):
         errors = [e.message for e in validator.iter_errors(load_file(file).data)]
         assert errors == [], file.name
 
