@@ -34,3 +34,44 @@ async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(replay_id(path.stem), path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+REPLAY_ALL = """
+import asyncio, pathlib, sys
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
+from tests.record_histories import replay_id
+
+async def main() -> None:
+    replayer = Replayer(workflows=[DslWorkflow], workflow_runner=SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)))
+    for path in sorted(pathlib.Path("tests/histories").glob("*.json")):
+        history = WorkflowHistory.from_json(replay_id(path.stem), path.read_text())
+        await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    print("replayed", len(list(pathlib.Path("tests/histories").glob("*.json"))))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("seed", ["1", "4242"])
+def test_replay_does_not_depend_on_hash_order(seed: str) -> None:
+    """Set and dict-of-set order change with PYTHONHASHSEED; replay must not."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", REPLAY_ALL],
+        cwd=root,
+        env={**os.environ, "PYTHONHASHSEED": seed},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == f"replayed {len(HISTORIES)}"
