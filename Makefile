@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 TDSL := $(VENV)/bin/tdsl
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: install test unit lint format schema demo bench clean
 
@@ -39,13 +40,12 @@ format: install
 schema: install
 	$(TDSL) schema > schema/workflow.schema.json
 
+## validate every example, then run them all on an embedded Temporal server (DEMO_ARGS=--keep keeps it up)
 demo: install
 	@for file in definitions/*.yaml definitions/*.json; do \
 		$(TDSL) validate "$$file" --activities activities.examples || exit 1; \
 	done
-	@for file in definitions/*.yaml definitions/*.json; do \
-		echo; echo "== $$file"; $(TDSL) graph "$$file" || exit 1; \
-	done
+	$(PY) -m interpreter.demo $(DEMO_ARGS)
 
 bench: install
 	$(PY) -m benchmarks

@@ -99,9 +99,9 @@ class Progress:
         summary = ", ".join(f"{count} {status}" for status, count in self.counts.items() if count)
         lines = [f"**{self.title}** — {state} ({summary})", ""]
         if len(self.steps) <= TABLE_LIMIT:
-            lines += ["| step | name | status |", "|---|---|---|"]
+            lines += ["| status | step | name |", "|---|---|---|"]
             lines += [
-                f"| `{step_id}` | {_cell(s.name)} | {_ICON.get(s.status, '')} {s.status} |"
+                f"| {_ICON.get(s.status, '')} {s.status} | `{step_id}` | {_cell(s.name)} |"
                 for step_id, s in self.steps.items()
             ]
         else:
@@ -110,6 +110,13 @@ class Progress:
                 lines.append("running: " + ", ".join(f"`{step_id}`" for step_id in shown))
                 if len(self.running) > RUNNING_SHOWN:
                     lines[-1] += f" and {len(self.running) - RUNNING_SHOWN} more"
+        failed = [(step_id, s.error) for step_id, s in self.steps.items() if s.status == "failed"]
+        if failed:
+            lines.append("")
+            lines += [
+                f"**{step_id}** failed: {_cell(str((error or {}).get('message')))[:200]}"
+                for step_id, error in failed[:5]
+            ]
         return "\n".join(lines)
 
 

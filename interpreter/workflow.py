@@ -34,9 +34,10 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from dsl.errors import ExpressionError
+    from dsl.errors import ExpressionError, InputError
     from dsl.expressions import evaluate_condition, render
-    from dsl.graph import ON_FAILURE, Scope, branch_scope_key, build_graph
+    from dsl.graph import Scope, branch_scope_key, build_graph
+    from dsl.inputs import prepare_input
     from dsl.models import (
         DecisionStep,
         Definition,
@@ -172,21 +173,21 @@ class DslWorkflow:
             },
         }
         self.progress = Progress(title=f"{self.definition.name} {self.definition.version}")
-        for key in self.graph.scopes:
-            if key == ON_FAILURE or self._in_foreach(key):
-                continue  # declared when they run: foreach instances, on_failure steps
-            scope = self.graph.scopes[key]
-            for step_id in scope.order:
-                step = scope.steps[step_id]
-                self.progress.declare(step_id, step.display_name, step.type)
+        self._declare(self.graph.main, depth=0)
 
-    def _in_foreach(self, scope_key: str) -> bool:
-        owner = self.graph.scopes[scope_key].parent
-        while owner is not None:
-            if isinstance(self.graph.step(owner), ForeachStep):
-                return True
-            owner = self.graph.enclosing(owner)
-        return False
+    def _declare(self, scope: Scope, depth: int) -> None:
+        """Every step in graph order, each parallel's branches right under it (indented).
+
+        Foreach instances and on_failure steps are declared when they run.
+        """
+        for step_id in scope.order:
+            step = scope.steps[step_id]
+            self.progress.declare(step_id, "↳ " * depth + step.display_name, step.type)
+            if isinstance(step, ParallelStep):
+                for branch in step.branches:
+                    self._declare(
+                        self.graph.scopes[branch_scope_key(step.id, branch.name)], depth + 1
+                    )
 
     # ------------------------------------------------------------------ run
 
@@ -194,6 +195,10 @@ class DslWorkflow:
     async def run(self, run: RunInput) -> Any:
         if self.invalid is not None:
             raise ApplicationError(self.invalid, type="InvalidDefinition", non_retryable=True)
+        try:
+            self.context["input"] = prepare_input(self.definition.input, run.input)
+        except InputError as exc:
+            raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from None
         self._show()
         try:
             outputs = await self._run_scope(self.graph.main, _Frame(self.context))
@@ -304,9 +309,13 @@ class DslWorkflow:
                 if outcome.finish == "completed":
                     outputs[step_id] = outcome.output
                 ready.extend(readiness.finish(step_id, outcome.finish, outcome.chosen))
+        except GeneratorExit:
+            raise  # evicted from the worker's cache: nothing may be awaited any more
+        except BaseException:
+            await _cancel_all(running)  # fail-fast or cancellation: stop the siblings
+            raise
         finally:
             self.wakeups.remove(queue)
-            await _cancel_all(running)
 
     def _skipped(self, step: Step, readiness: Readiness, frame: _Frame) -> bool:
         """Dead path or a false `when`: record the skip and say so."""
@@ -497,9 +506,14 @@ class DslWorkflow:
                 failures.append(failure)
                 if len(runs) - len(failures) < needed:
                     raise failures[0]
-            return dict(sorted(results.items(), key=lambda kv: list(runs).index(kv[0])))
-        finally:
+        except GeneratorExit:
+            raise  # evicted from the worker's cache: nothing may be awaited any more
+        except BaseException:
             await _cancel_all(running)
+            raise
+        await _cancel_all(running)  # the join is met: the rest are not needed
+        order = list(runs)
+        return dict(sorted(results.items(), key=lambda kv: order.index(kv[0])))
 
     async def _subworkflow(self, step: SubworkflowStep, frame: _Frame) -> Any:
         version = step.version or self.latest.get(step.workflow, "")

@@ -13,8 +13,14 @@ SCHEMA = {
     "properties": {
         "order_id": {"type": "string"},
         "total": {"type": "number", "default": 0},
-        "customer": {"type": "object", "properties": {"tier": {"type": "string", "default": "basic"}}},
-        "lines": {"type": "array", "items": {"type": "object", "properties": {"qty": {"default": 1}}}},
+        "customer": {
+            "type": "object",
+            "properties": {"tier": {"type": "string", "default": "basic"}},
+        },
+        "lines": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"qty": {"default": 1}}},
+        },
     },
 }
 

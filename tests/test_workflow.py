@@ -378,7 +378,7 @@ async def test_the_ui_shows_step_names_and_a_details_table(client: Client, worke
     assert summaries == ["validate: Validate Input", "process: Process Data", "store: Store Result"]
     metadata = await handle.query("__temporal_workflow_metadata")
     details = metadata.current_details
-    assert "| `store` | Store Result | ✅ completed |" in details
+    assert "| ✅ completed | `store` | Store Result |" in details
     assert details.startswith("**sampleWorkflow 1.0.0** — completed")
 
 

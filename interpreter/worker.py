@@ -1,0 +1,220 @@
+"""The worker: the one interpreter workflow plus every activity a definition can name.
+
+One process polls one task queue for both workflow tasks (the interpreter) and
+activity tasks (built-in, example and user activities), which is all a small
+deployment needs; bigger ones run more of the same. Shutdown is graceful: on
+SIGINT/SIGTERM the worker stops polling, gives running activities
+`graceful_shutdown_timeout` to finish (then cancels them), and closes the
+resources of the built-in activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.builtin import BuiltinActivities
+from activities.registry import (
+    activity_names,
+    default_activities,
+    load_activities,
+    merge_activities,
+)
+from dsl.errors import DslError, InputError, NotFoundError
+from interpreter.contract import WORKFLOW_NAME
+from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
+
+__all__ = [
+    "DEFAULT_GRACEFUL_SHUTDOWN",
+    "HEARTBEAT_THROTTLE",
+    "build_worker",
+    "run_worker",
+    "running_worker",
+    "stop_on_signals",
+    "worker_failure",
+    "workflow_runner",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+"""How long running activities may take to finish once the worker is asked to stop."""
+
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
+"""Heartbeats of activities without a heartbeat timeout reach the server this often."""
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox, with the workflow's pure, heavy imports passed through.
+
+    Re-importing networkx and the pydantic models inside the sandbox costs 73-148 ms
+    per new run; passed through, ~1 ms. They are pure, so sharing them is safe.
+    """
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def _activities(
+    builtin: BuiltinActivities, activity_modules: Sequence[str]
+) -> list[Callable[..., Any]]:
+    try:
+        extra = load_activities(activity_modules)
+    except NotFoundError as exc:  # a bad --activities value is a usage mistake
+        raise InputError(str(exc)) from None
+    return merge_activities(default_activities(builtin), extra)
+
+
+def build_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    activity_modules: Sequence[str] = (),
+    builtin: BuiltinActivities | None = None,
+    max_concurrent_activities: int | None = None,
+    graceful_shutdown_timeout: timedelta = DEFAULT_GRACEFUL_SHUTDOWN,
+) -> Worker:
+    """A worker for the interpreter and every activity; not started yet.
+
+    Whoever passes *builtin* owns it and must `close()` it after the worker stops;
+    `running_worker` does all of that.
+    """
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[DslWorkflow],
+        activities=_activities(builtin or BuiltinActivities(), activity_modules),
+        workflow_runner=workflow_runner(),
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=graceful_shutdown_timeout,
+        # Cancellation reaches an activity only with a heartbeat; without a heartbeat
+        # timeout the SDK sends one every 30 s, so a cancelled `sleep` would run on.
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    activity_modules: Sequence[str] = (),
+    max_concurrent_activities: int | None = None,
+    graceful_shutdown_timeout: timedelta = DEFAULT_GRACEFUL_SHUTDOWN,
+    database_url: str | None = None,
+) -> AsyncIterator[Worker]:
+    """A started worker; on exit it drains, then the built-ins' resources are closed."""
+    await _check_namespace(client)
+    builtin = BuiltinActivities(database_url=database_url)
+    worker = build_worker(
+        client,
+        task_queue=task_queue,
+        activity_modules=activity_modules,
+        builtin=builtin,
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=graceful_shutdown_timeout,
+    )
+    try:
+        async with worker:
+            names = activity_names(worker.config()["activities"])
+            log.info(
+                "worker polling task queue %r on %s (namespace %s): workflow %s, %d activities",
+                task_queue,
+                client.service_client.config.target_host,
+                client.namespace,
+                WORKFLOW_NAME,
+                len(names),
+            )
+            yield worker
+    finally:
+        await builtin.close()
+
+
+def worker_failure(err: RuntimeError) -> DslError:
+    """A fatal worker error (the bridge raises RuntimeError) as one line."""
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return DslError(f"the worker stopped: {first[:300]}")
+
+
+async def _check_namespace(client: Client) -> None:
+    """Fail with one line before starting, instead of the worker's fatal error later."""
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=client.namespace)
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise NotFoundError(
+                f"namespace {client.namespace!r} does not exist on "
+                f"{client.service_client.config.target_host}"
+            ) from None
+        raise DslError(f"cannot describe namespace {client.namespace!r}: {err.message}") from None
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Set *stop* on the first SIGINT or SIGTERM; a second Ctrl-C interrupts at once.
+
+    Main thread only (asyncio's rule for signal handlers); the handlers are removed
+    on exit.
+    """
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def _restore() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    def _again(sig: signal.Signals) -> None:
+        log.info("received %s again: still stopping (Ctrl-C to force)", sig.name)
+
+    def _first(sig: signal.Signals) -> None:
+        log.info("received %s: stopping (Ctrl-C again to force)", sig.name)
+        # A second Ctrl-C raises KeyboardInterrupt, which still stops every child
+        # server on its way out; a second SIGTERM must not kill us before that.
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.add_signal_handler(signal.SIGTERM, _again, signal.SIGTERM)
+        stop.set()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, _first, sig)
+    try:
+        yield
+    finally:
+        _restore()
+
+
+async def run_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    activity_modules: Sequence[str] = (),
+    max_concurrent_activities: int | None = None,
+    graceful_shutdown_timeout: timedelta = DEFAULT_GRACEFUL_SHUTDOWN,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a worker until SIGINT/SIGTERM (or *stop* is set), then shut it down cleanly."""
+    stop = stop or asyncio.Event()
+    with stop_on_signals(stop):
+        try:
+            async with running_worker(
+                client,
+                task_queue=task_queue,
+                activity_modules=activity_modules,
+                max_concurrent_activities=max_concurrent_activities,
+                graceful_shutdown_timeout=graceful_shutdown_timeout,
+            ):
+                await stop.wait()
+        except RuntimeError as err:
+            raise worker_failure(err) from err
+    log.info("worker stopped")
