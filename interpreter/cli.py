@@ -25,6 +25,7 @@ from dsl.errors import DefinitionError, DslError, InputError, NotFoundError
 from dsl.render import FORMATS, render
 from dsl.schema import schema_text
 from dsl.validate import validate_file
+from interpreter import cli_db, cli_schedules
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
@@ -159,6 +160,9 @@ def _add_server_commands(commands: Any) -> None:
         "--no-postgres", action="store_true", help="do not start the embedded PostgreSQL"
     )
     dev.set_defaults(handler=_dev, uses_temporal=True)
+
+    cli_db.register(commands)
+    cli_schedules.register(commands)
 
 
 def _add_connection_options(command: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "CONTROL_SIGNALS",
     "DSL_NAME",
     "DSL_VERSION",
+    "OUTPUTS_QUERY",
     "PAUSE_SIGNAL",
     "RESUME_SIGNAL",
     "RUN_STATUSES",
@@ -33,6 +34,8 @@ WORKFLOW_NAME = "DslWorkflow"
 """The one workflow type that runs every definition."""
 
 STATUS_QUERY = "status"
+OUTPUTS_QUERY = "outputs"
+"""Step id → output of every completed step (kept apart: outputs can be large)."""
 PAUSE_SIGNAL = "pause"
 RESUME_SIGNAL = "resume"
 CANCEL_SIGNAL = "cancel"

@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         CANCEL_SIGNAL,
         DSL_NAME,
         DSL_VERSION,
+        OUTPUTS_QUERY,
         PAUSE_SIGNAL,
         RESUME_SIGNAL,
         STATUS_QUERY,
@@ -274,6 +275,15 @@ class DslWorkflow:
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> dict[str, Any]:
         return self.progress.query(self.run_status, self.paused)
+
+    @workflow.query(name=OUTPUTS_QUERY)
+    def outputs(self) -> dict[str, Any]:
+        """Outputs of completed steps, for the run history in PostgreSQL."""
+        return {
+            step_id: state["output"]
+            for step_id, state in self.context["steps"].items()
+            if state["status"] == "completed"
+        }
 
     # ------------------------------------------------------------------ scopes
 
