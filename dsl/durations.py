@@ -56,7 +56,10 @@ def _parse_text(text: str) -> float:
 
 def format_duration(value: timedelta) -> str:
     """The shortest compact form, for display (``90s`` → ``1m30s``)."""
-    millis = round(value.total_seconds() * 1000)
+    micros = value // timedelta(microseconds=1)
+    if micros % 1000:
+        return f"{micros / 1_000_000:f}".rstrip("0") + "s"  # below a millisecond: exact seconds
+    millis = micros // 1000
     if millis == 0:
         return "0s"
     parts = []

@@ -23,7 +23,7 @@ from dsl.errors import Problem
 from dsl.loader import JsonPath
 from dsl.models import DecisionStep, Definition, ForeachStep, JoinCount, ParallelStep, Step
 
-__all__ = ["MAIN", "ON_FAILURE", "Scope", "WorkflowGraph", "build_graph", "suggest"]
+__all__ = ["MAIN", "ON_FAILURE", "Scope", "WorkflowGraph", "build_graph", "scope_name", "suggest"]
 
 MAIN = "main"
 ON_FAILURE = "on_failure"
@@ -196,7 +196,7 @@ class _GraphBuilder:
             self.problems.append(
                 Problem(
                     where,
-                    f"step {step_id!r} {verb} {target!r}, which is in {_scope_name(home)}; "
+                    f"step {step_id!r} {verb} {target!r}, which is in {scope_name(home)}; "
                     f"a step may only refer to steps of its own {_scope_kind(scope.key)}",
                 )
             )
@@ -259,7 +259,7 @@ def _describe(path: JsonPath) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
-def _scope_name(key: str) -> str:
+def scope_name(key: str) -> str:
     if key == MAIN:
         return "the top-level steps"
     if key == ON_FAILURE:

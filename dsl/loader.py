@@ -75,7 +75,9 @@ _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
 _INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
-_UNQUOTED_TEMPLATE = re.compile(r"""(^|[^"'])\$\{\{""")
+_SURROGATE_PAIR = re.compile(
+    r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE
+)
 _NON_FINITE = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
 
 
@@ -146,8 +148,10 @@ def load_text(text: str, *, file: str = "<string>") -> LoadedDocument:
     """Load one YAML (or JSON) document from `text` with positions."""
     if len(text) > MAX_BYTES:
         raise _fail(file, 1, 1, f"document is {len(text)} characters; the limit is {MAX_BYTES}")
+    text = _checked_unicode(text, file)
     builder = _Builder(file)
     handlers = builder.handlers()
+    language = "JSON" if file.endswith(".json") else "YAML"
     try:
         with paused_gc():
             for event in _events(text):
@@ -159,10 +163,10 @@ def load_text(text: str, *, file: str = "<string>") -> LoadedDocument:
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         raise _fail(
-            file, line, column, f"invalid YAML: {problem}{_template_hint(text, line)}"
+            file, line, column, f"invalid {language}: {problem}{_template_hint(text, line)}"
         ) from None
     except YAMLError as exc:
-        raise _fail(file, 1, 1, f"invalid YAML: {_one_line(str(exc))}") from None
+        raise _fail(file, 1, 1, f"invalid {language}: {_one_line(str(exc))}") from None
     return LoadedDocument(data=builder.result, source=builder.source, text=text)
 
 
@@ -192,17 +196,61 @@ def _events(text: str) -> Iterator[Any]:
         yield parser.get_event()
 
 
+def _checked_unicode(text: str, file: str) -> str:
+    """Refuse lone surrogates; turn JSON's escaped surrogate pairs into one escape libyaml reads.
+
+    ``json.dumps`` writes U+1F600 as ``"\\ud83d\\ude00"``, which libyaml rejects; the
+    YAML escape ``\\U0001F600`` means the same character.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        column = exc.start - (text.rfind("\n", 0, exc.start) + 1) + 1
+        code = ord(text[exc.start])
+        raise _fail(file, line, column, f"text holds a lone surrogate U+{code:04X}") from None
+    if "\\ud" not in text.lower():
+        return text
+    return _SURROGATE_PAIR.sub(_join_pair, text)
+
+
+def _join_pair(match: re.Match[str]) -> str:
+    high, low = int(match[2], 16), int(match[3], 16)
+    code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+    return f"{match[1]}\\U{code:08X}"
+
+
 def _fail(file: str, line: int, column: int, message: str) -> DefinitionError:
     return DefinitionError([Diagnostic(file, line, column, message)])
 
 
 def _template_hint(text: str, line: int) -> str:
     """YAML reads the braces of an unquoted ``${{ }}`` inside ``{...}`` or ``[...]`` as syntax."""
-    lines = text.splitlines()
-    nearby = lines[max(0, line - 2) : line]
-    if any(_UNQUOTED_TEMPLATE.search(candidate) for candidate in nearby):
+    nearby = text.splitlines()[max(0, line - 2) : line]
+    if any(_has_unquoted_template(candidate) for candidate in nearby):
         return ' (a ${{ template }} inside { } or [ ] must be quoted: "${{ ... }}")'
     return ""
+
+
+def _has_unquoted_template(line: str) -> bool:
+    """Whether `line` holds ``${{`` outside quotes (a rough YAML scan, enough for a hint)."""
+    quote = ""
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if quote:
+            if quote == '"' and char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "\"'" and (index == 0 or line[index - 1] in " \t[{,:"):
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+            return False
+        elif line.startswith("${{", index):
+            return True
+        index += 1
+    return False
 
 
 def _one_line(text: str) -> str:

@@ -24,7 +24,7 @@ from dsl.expressions import (
     find_templates,
     format_path,
 )
-from dsl.graph import ON_FAILURE, WorkflowGraph, suggest
+from dsl.graph import ON_FAILURE, WorkflowGraph, scope_name, suggest
 from dsl.loader import JsonPath
 from dsl.models import (
     DecisionStep,
@@ -116,6 +116,15 @@ class _Checker:
                 return True
             current = self.graph.enclosing(current)
         return False
+
+    def scopes_around(self, step_id: str) -> list[str]:
+        """The scope of `step_id` and of every step enclosing it."""
+        scopes = []
+        current: str | None = step_id
+        while current is not None:
+            scopes.append(self.graph.scope_of[current])
+            current = self.graph.enclosing(current)
+        return scopes
 
     def in_foreach(self, step_id: str) -> bool:
         current = self.graph.enclosing(step_id)
@@ -228,6 +237,7 @@ class _Checker:
                 yield op, args, where
 
     def check_rules(self) -> None:
+        reported_cycles: set[frozenset[str]] = set()
         for name, logic in self.rules.items():
             path: JsonPath = ("rules", name)
             for _ in self.check_operations(logic, path):
@@ -235,8 +245,11 @@ class _Checker:
             try:
                 expand_rules({"rule": name}, self.rules)
             except ExpressionError as exc:
-                if str(exc).startswith("rule cycle"):
-                    self.problems.append(Problem(path, str(exc), at_key=True))
+                cycle = str(exc)
+                members = frozenset(cycle.removeprefix("rule cycle: ").split(" -> "))
+                if cycle.startswith("rule cycle") and members not in reported_cycles:
+                    reported_cycles.add(members)
+                    self.problems.append(Problem(path, cycle, at_key=True))
 
     def reference_problem(
         self, path: JsonPath, reader: _Reader, *, itself: str | None = None
@@ -273,6 +286,12 @@ class _Checker:
             return f"unknown step {target!r}{suggest(target, list(self.graph.scope_of))}"
         if target == itself or self.upstream(target, reader):
             return None
+        home = self.graph.scope_of[target]
+        if reader.step_id is not None and home not in self.scopes_around(reader.step_id):
+            return (
+                f"step {target!r} is in {scope_name(home)}; a step may read only steps "
+                "upstream of it or of the parallel or foreach step around it"
+            )
         return (
             f"step {target!r} is not upstream of {reader.describe()}; "
             f"add {target!r} to the dependencies of {reader.step_id!r}"

@@ -211,6 +211,13 @@ def _model_problem(detail: Any, data: Any) -> Problem:
     message = str(detail["msg"]).removeprefix("Value error, ")
     if "[key]" in detail["loc"]:
         key = str(path[-1]) if path else "?"
+        if path[:1] == ("rules",):
+            return Problem(
+                path,
+                f"rule name {key!r} must start with a letter or '_' and hold only "
+                "letters, digits, '_', '.' and '-'",
+                at_key=True,
+            )
         return Problem(path, f"name {key!r}: {message[:1].lower()}{message[1:]}", at_key=True)
     if kind == "extra_forbidden":
         key = str(path[-1])
@@ -250,7 +257,13 @@ def _model_problem(detail: Any, data: Any) -> Problem:
     if kind == "literal_error":
         expected = detail.get("ctx", {}).get("expected", "")
         return Problem(path, f"{_label(path)}: expected {expected}, got {parent!r}")
-    return Problem(path, f"{_label(path)}: {message[:1].lower()}{message[1:]}")
+    label = f"step {parent['id']!r}" if _is_step(path, parent) else _label(path)
+    return Problem(path, f"{label}: {message[:1].lower()}{message[1:]}")
+
+
+def _is_step(path: JsonPath, value: Any) -> bool:
+    """Whether the problem is about a whole step (a model check such as wait's exactly-one)."""
+    return bool(path) and isinstance(path[-1], int) and isinstance(value, dict) and "id" in value
 
 
 def _source_path(data: Any, loc: tuple[Any, ...]) -> tuple[JsonPath, Any, str | None]:
