@@ -78,3 +78,6 @@ class RunInput:
     latest: dict[str, str] = field(default_factory=dict)
     """For subworkflow steps without a version: name → the version resolved at submit."""
     definition_hash: str = ""
+    batch: dict[str, Any] | None = None
+    """Internal, for a foreach batch run as a child: the parent's ``steps`` and ``vars``
+    its body reads, and ``index_offset``, the global index of the batch's first item."""

@@ -35,7 +35,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from dsl.errors import ExpressionError, InputError
-    from dsl.expressions import evaluate_condition, render
+    from dsl.expressions import condition_vars, evaluate_condition, find_templates, render
     from dsl.graph import Scope, branch_scope_key, build_graph
     from dsl.inputs import prepare_input
     from dsl.models import (
@@ -92,6 +92,15 @@ PASSTHROUGH_MODULES = (
 
 _WAKE = ("", None)
 
+SAGA_PATCH = "compensation-and-on-failure"
+"""Runs started before compensation existed replay without it (workflow.patched)."""
+FOREACH_BATCH_THRESHOLD = 200
+"""A foreach over more items runs them in child workflows, one batch per child, so no
+single history nears Temporal's limits (51,200 events, 2,000 pending activities)."""
+FOREACH_BATCH_SIZE = 200
+FOREACH_PARALLEL_BATCHES = 10
+"""Batches running at once when the foreach sets no max_concurrency."""
+
 
 class StepFailed(Exception):
     """A step failed and nothing absorbed it; carries the innermost failing step."""
@@ -147,6 +156,8 @@ class DslWorkflow:
         self.wakeups: list[asyncio.Queue[tuple[str, _Outcome | None]]] = []
         self.invalid: str | None = None
         self.cancel_requested = False
+        self.compensations: list[tuple[TaskStep, _Frame, Any]] = []
+        self.index_offset = 0
         try:
             self.definition = Definition.model_validate(run.definition)
         except ValueError as exc:
@@ -173,6 +184,10 @@ class DslWorkflow:
                 "version": self.definition.version,
             },
         }
+        if run.batch is not None:
+            self.context["steps"].update(run.batch.get("steps", {}))
+            self.context["vars"].update(run.batch.get("vars", {}))
+            self.index_offset = int(run.batch.get("index_offset", 0))
         self.progress = Progress(title=f"{self.definition.name} {self.definition.version}")
         self._declare(self.graph.main, depth=0)
 
@@ -205,18 +220,73 @@ class DslWorkflow:
             outputs = await self._run_scope(self.graph.main, _Frame(self.context))
             result = self._output(outputs)
         except StepFailed as failure:
+            error = failure.to_application_error()
+            await self._undo(
+                {"step": failure.step.id, "type": error.type, "message": error.message}
+            )
             self._finish_run("FAILED")
-            raise failure.to_application_error() from None
+            raise error from None
         except asyncio.CancelledError:
+            _uncancel()  # let compensation activities run; the run still ends CANCELED
+            await self._undo(None)
             self._finish_run("CANCELED")
             raise
         except ExpressionError as exc:
+            message = f"output: {exc}"
+            await self._undo({"step": None, "type": "ExpressionError", "message": message})
             self._finish_run("FAILED")
-            raise ApplicationError(
-                f"output: {exc}", type="ExpressionError", non_retryable=True
-            ) from None
+            raise ApplicationError(message, type="ExpressionError", non_retryable=True) from None
         self._finish_run("COMPLETED")
         return result
+
+    # ------------------------------------------------------------------ saga
+
+    async def _undo(self, error: dict[str, Any] | None) -> None:
+        """Compensate completed tasks in reverse completion order, then run on_failure.
+
+        A compensation that fails is recorded and the others still run; on_failure runs
+        only for a failed run (not a cancelled one) and cannot change the run's error.
+        """
+        on_failure = self.graph.on_failure.steps if error is not None else {}
+        if not (self.compensations or on_failure) or not workflow.patched(SAGA_PATCH):
+            return
+        for step, frame, output in reversed(self.compensations):
+            await self._compensate(step, frame, output)
+        if on_failure:
+            self.context["run"]["error"] = error
+            self._declare(self.graph.on_failure, depth=0)
+            with contextlib.suppress(StepFailed):
+                await self._run_scope(self.graph.on_failure, _Frame(self.context))
+
+    async def _compensate(self, step: TaskStep, frame: _Frame, output: Any) -> None:
+        assert step.compensate is not None
+        key = f"{step.id}{frame.suffix}.compensate"
+        self.progress.declare(key, f"undo {step.display_name}{frame.suffix}", "compensation")
+        self.progress.update(key, "running", workflow.now())
+        self._show()
+        own = {"status": "completed", "output": output, "error": None}
+        context = dict(frame.context, steps={**frame.context["steps"], step.id: own})
+        settings = step_settings(self.definition, step)
+        try:
+            await workflow.execute_activity(
+                step.compensate.action,
+                render(step.compensate.parameters, context),
+                activity_id=key,
+                task_queue=settings.task_queue,
+                start_to_close_timeout=settings.timeout,
+                retry_policy=_temporal_retry(settings.retry_policy),
+                summary=f"{key}: undo {step.display_name}",
+            )
+        except ExpressionError as exc:
+            failure = {"type": "ExpressionError", "message": str(exc)}
+        except FailureError as exc:
+            failure = _describe_failure(exc)
+        else:
+            self.progress.update(key, "completed", workflow.now(), attempts=1)
+            self._show()
+            return
+        self.progress.update(key, "failed", workflow.now(), error=failure, attempts=1)
+        self._show()
 
     def _output(self, outputs: dict[str, Any]) -> Any:
         if self.definition.output is None:
@@ -363,6 +433,8 @@ class DslWorkflow:
             error = _describe_failure(exc)
         else:
             self._record(step, frame, "completed", output=output)
+            if isinstance(step, TaskStep) and step.compensate is not None:
+                self.compensations.append((step, frame, output))
             chosen = tuple(output["chosen"]) if isinstance(step, DecisionStep) else ()
             queue.put_nowait((step.id, _Outcome("completed", output, chosen=chosen)))
             return
@@ -467,7 +539,10 @@ class DslWorkflow:
             raise StepFailed(
                 step, {"type": "ExpressionError", "message": f"items is not a list but {items!r}"}
             )
+        if len(items) > FOREACH_BATCH_THRESHOLD and step.join == "all":
+            return await self._foreach_batches(step, frame, items)
         body = step.step
+        offset = self.index_offset if frame.suffix == "" else 0
 
         async def one(index: int, item: Any) -> Any:
             context = dict(frame.context, item=item, index=index)
@@ -480,9 +555,115 @@ class DslWorkflow:
                 raise StepFailed(outcome.culprit or body, outcome.error)
             return outcome.output
 
-        runs = {str(i): (lambda i=i, item=item: one(i, item)) for i, item in enumerate(items)}
+        runs = {
+            str(i): (lambda i=i, item=item: one(offset + i, item)) for i, item in enumerate(items)
+        }
         results = await self._join(runs, step.join, step.max_concurrency)
         return [results.get(str(i)) for i in range(len(items))]
+
+    async def _foreach_batches(
+        self, step: ForeachStep, frame: _Frame, items: list[Any]
+    ) -> list[Any]:
+        """Many items: one child workflow per batch, a bounded number at once, outputs in order."""
+        size = FOREACH_BATCH_SIZE
+        batches = [items[start : start + size] for start in range(0, len(items), size)]
+        limit = step.max_concurrency
+        per_child = min(limit or size, size)
+        at_once = max(1, limit // size) if limit else FOREACH_PARALLEL_BATCHES
+        seed = self._batch_seed(step, frame)
+        runs = {
+            str(k): (
+                lambda k=k, batch=batch: self._run_batch(step, frame, k, batch, per_child, seed)
+            )
+            for k, batch in enumerate(batches)
+        }
+        results = await self._join(runs, "all", at_once)
+        return [output for k in range(len(batches)) for output in results[str(k)]]
+
+    def _batch_seed(self, step: ForeachStep, frame: _Frame) -> dict[str, Any]:
+        """What a batch child needs from this run: the upstream outputs its body reads, vars."""
+        body = step.step.model_dump(mode="json", exclude_none=True)
+        named = {
+            ref.path[1]
+            for ref in find_templates(body)
+            if ref.path[:1] == ("steps",) and len(ref.path) > 1
+        }
+        named |= {
+            path[1]
+            for path in condition_vars(body.get("when"))
+            if path[:1] == ("steps",) and len(path) > 1
+        }
+        steps = {k: v for k, v in frame.context["steps"].items() if k in named}
+        return {"steps": steps, "vars": dict(frame.context["vars"])}
+
+    async def _run_batch(
+        self,
+        step: ForeachStep,
+        frame: _Frame,
+        k: int,
+        batch: list[Any],
+        per_child: int,
+        seed: dict[str, Any],
+    ) -> list[Any]:
+        start = k * FOREACH_BATCH_SIZE + self.index_offset
+        key = f"{step.id}{frame.suffix}#batch-{k}"
+        self.progress.declare(
+            key, f"{step.display_name}: items {start}-{start + len(batch) - 1}", "batch"
+        )
+        self.progress.update(key, "running", workflow.now())
+        definition = self.definition.model_dump(mode="json", exclude_none=True)
+        definition.pop("input", None)
+        definition.update(
+            description=f"items {start}-{start + len(batch) - 1} of {step.id}",
+            steps=[
+                {
+                    "id": step.id,
+                    "type": "foreach",
+                    "items": batch,
+                    "max_concurrency": per_child,
+                    "step": step.step.model_dump(mode="json", exclude_none=True),
+                }
+            ],
+            output="${{ steps." + step.id + ".output }}",
+            on_failure=[],
+            triggers=[],
+        )
+        info = workflow.info()
+        try:
+            output = await workflow.execute_child_workflow(
+                WORKFLOW_NAME,
+                RunInput(
+                    definition=definition,
+                    input=self.context["input"],
+                    subworkflows=self.subworkflows,
+                    latest=self.latest,
+                    batch={**seed, "index_offset": start},
+                ),
+                id=f"{info.workflow_id}/{key.replace('#', '/')}",
+                task_queue=info.task_queue,
+                search_attributes=self._child_attributes(
+                    self.definition.name, self.definition.version
+                ),
+                static_summary=f"{step.id}: items {start}-{start + len(batch) - 1}",
+            )
+        except FailureError as exc:
+            error = _describe_failure(exc)
+            self.progress.update(key, "failed", workflow.now(), error=error)
+            raise StepFailed(step.step, error) from None
+        except asyncio.CancelledError:
+            self.progress.update(key, "cancelled", workflow.now())
+            raise
+        self.progress.update(key, "completed", workflow.now())
+        self._show()
+        return list(output)
+
+    def _child_attributes(self, name: str, version: str) -> TypedSearchAttributes | None:
+        """Children are searchable like their parent when the namespace has the attributes."""
+        if workflow.info().typed_search_attributes.get(DSL_NAME) is None:
+            return None
+        return TypedSearchAttributes(
+            [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
+        )
 
     async def _join(self, runs: dict[str, Any], join: Any, limit: int | None) -> dict[str, Any]:
         """Run named coroutines concurrently until the join is met; cancel the rest."""
@@ -544,17 +725,7 @@ class DslWorkflow:
         )
         info = workflow.info()
         name, child_version = str(child.get("name")), str(child.get("version", "1.0.0"))
-        inherited = info.typed_search_attributes
-        attributes = (
-            TypedSearchAttributes(
-                [
-                    SearchAttributePair(DSL_NAME, name),
-                    SearchAttributePair(DSL_VERSION, child_version),
-                ]
-            )
-            if inherited.get(DSL_NAME) is not None
-            else None
-        )
+        attributes = self._child_attributes(name, child_version)
         handle = await workflow.start_child_workflow(
             WORKFLOW_NAME,
             child_input,
@@ -619,6 +790,14 @@ async def _cancel_all(tasks: dict[str, asyncio.Task[None]]) -> None:
     for task in tasks.values():
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+def _uncancel() -> None:
+    """Forget a delivered cancellation so cleanup can await; the caller re-raises it."""
+    task = asyncio.current_task()
+    if task is not None:
+        while task.cancelling():
+            task.uncancel()
 
 
 def _being_cancelled() -> bool:

@@ -52,6 +52,21 @@ async def _cancel(handle: WorkflowHandle[Any, Any]) -> None:
     await handle.signal("cancel")
 
 
+async def _cancel_when_running(handle: WorkflowHandle[Any, Any]) -> None:
+    await asyncio.sleep(1.0)
+    await handle.signal("cancel")
+
+
+SAGA = """
+name: saga
+steps:
+  - {id: a, action: echo, compensate: {action: log, parameters: {message: "undo a"}}}
+  - {id: b, action: echo, dependencies: [a], compensate: {action: log, parameters: {message: "undo b"}}}
+  - {id: c, action: %s, dependencies: [b], parameters: {%s}}
+on_failure:
+  - {id: alert, action: echo, parameters: {error: "${{ run.error.message }}"}}
+"""
+
 CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
     "sample-workflow": (DEFINITIONS / "sample-workflow.json", None, None),
     "order-fulfilment": (
@@ -87,6 +102,14 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
         "      - {name: fast, steps: [{id: f, action: echo}]}\n"
         "      - {name: slow, steps: [{id: s, action: sleep, parameters: {seconds: 5}}]}\n",
         None,
+        None,
+    ),
+    "saga-failed": (SAGA % ("fail", "message: boom, non_retryable: true"), None, None),
+    "saga-cancelled": (SAGA % ("sleep", "seconds: 30"), None, _cancel_when_running),
+    "foreach-batched": (
+        "name: batched\nsteps:\n  - id: each\n    type: foreach\n    items: '${{ input.items }}'\n"
+        "    step: {id: one, type: set, values: {at: '${{ index }}'}}\n",
+        {"items": list(range(450))},
         None,
     ),
 }
