@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities import control, examples
+from activities import async_tasks, control, examples
 from activities.builtin import BuiltinActivities
 from dsl.errors import DslError, NotFoundError
 
@@ -95,6 +95,7 @@ def default_activities(builtin: BuiltinActivities) -> list[Callable[..., Any]]:
         builtin.activities(),
         [examples.validate_input, examples.process_data, examples.store_result],
         [control.cancel_run],
+        [async_tasks.human_task],
     )
 
 

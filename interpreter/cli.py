@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from dsl.catalog import Catalog
 from dsl.errors import DefinitionError, DslError, InputError, NotFoundError
 from dsl.render import FORMATS, render
 from dsl.schema import schema_text
@@ -225,7 +226,9 @@ def _validate(args: argparse.Namespace) -> int:
     failed = False
     for file in args.files:
         try:
-            checked = validate_file(file, definitions=args.definitions, activities=names)
+            checked = validate_file(
+                file, definitions=args.definitions, catalog=_registry(), activities=names
+            )
         except DefinitionError as exc:
             failed = True
             for diagnostic in exc.diagnostics:
@@ -237,9 +240,19 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _registry() -> Catalog | None:
+    """The PostgreSQL registry when DATABASE_URL is set, consulted only for unknown names."""
+    from interpreter.client import registry_catalog
+
+    return registry_catalog()
+
+
 def _graph(args: argparse.Namespace) -> int:
     checked = validate_file(
-        args.file, definitions=args.definitions, activities=_activity_names(args.activities)
+        args.file,
+        definitions=args.definitions,
+        catalog=_registry(),
+        activities=_activity_names(args.activities),
     )
     sys.stdout.write(render(checked.graph, args.format))
     return EXIT_OK

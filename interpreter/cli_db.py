@@ -1,12 +1,381 @@
-"""`tdsl db migrate`, `register`, `definitions`, `runs`: the PostgreSQL registry and run history."""
+"""`tdsl db migrate`, `register`, `definitions`, `runs`: the PostgreSQL registry and run history.
+
+Every command here needs `DATABASE_URL` (exit 2 without it) and talks to the
+database through `activities.store.Store`; a database that does not answer is one
+line and exit 1. Lists are rich tables, or exactly one JSON document with `--json`.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["register"]
+from dsl.errors import DefinitionError, DslError, InputError
+
+if TYPE_CHECKING:
+    from activities.store import Store
+
+__all__ = ["DEFINITION_KEYS", "RUN_KEYS", "RUN_SHOW_KEYS", "STEP_KEYS", "register"]
+
+DEFINITION_KEYS = ("name", "version", "sha256", "registered_at")
+"""The keys of each object of `tdsl definitions --json`."""
+RUN_KEYS = ("workflow_id", "run_id", "definition", "version", "status", "started_at", "ended_at")
+"""The keys of each object of `tdsl runs --json`."""
+RUN_SHOW_KEYS = (*RUN_KEYS, "input", "output", "error", "steps")
+"""The keys of `tdsl runs show ID --json`."""
+STEP_KEYS = ("step_id", "status", "attempts", "started_at", "ended_at", "output", "error")
+"""The keys of each object of its `steps`."""
+
+_NO_URL = "DATABASE_URL is not set; run tdsl dev or point it at PostgreSQL"
+
+_RUN_STYLES = {
+    "RUNNING": "yellow",
+    "COMPLETED": "green",
+    "FAILED": "bold red",
+    "CANCELED": "magenta",
+    "TERMINATED": "red",
+    "TIMED_OUT": "red",
+}
+_STEP_STYLES = {
+    "pending": "dim",
+    "running": "yellow",
+    "completed": "green",
+    "skipped": "dim",
+    "failed": "bold red",
+    "cancelled": "magenta",
+}
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add this area's commands to `tdsl`."""
+    db = commands.add_parser("db", help="the PostgreSQL database of the registry and run history")
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", parser_class=type(db))
+    db_commands.required = True
+    migrate = db_commands.add_parser("migrate", help="apply the SQL migrations not applied yet")
+    migrate.set_defaults(handler=_migrate)
+
+    store = commands.add_parser(
+        "register", help="store definition versions in the registry (a version is immutable)"
+    )
+    store.add_argument("files", nargs="+", metavar="FILE")
+    store.add_argument(
+        "--definitions",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="more directories where subworkflow definitions are looked up",
+    )
+    store.set_defaults(handler=_register)
+
+    listing = commands.add_parser("definitions", help="list the registered definitions")
+    listing.add_argument("--json", action="store_true", help="print one JSON list")
+    listing.set_defaults(handler=_definitions)
+
+    runs = commands.add_parser(
+        "runs", help="list recorded runs, latest first; `tdsl runs show ID` shows one"
+    )
+    runs.add_argument(
+        "--status", type=_run_status, metavar="S", help="only runs in this status (e.g. FAILED)"
+    )
+    runs.add_argument("--definition", metavar="NAME", help="only runs of this definition")
+    runs.add_argument("--limit", type=_limit, default=50, metavar="N", help="default 50")
+    runs.add_argument("--json", action="store_true", help="print one JSON list")
+    runs.set_defaults(handler=_runs)
+    runs_commands = runs.add_subparsers(
+        dest="runs_command", metavar="show", parser_class=type(runs)
+    )
+    show = runs_commands.add_parser("show", help="one run with every step")
+    show.add_argument("workflow_id", metavar="ID")
+    show.add_argument("--run-id", metavar="RUN_ID", help="default the latest run of ID")
+    # SUPPRESS: `tdsl runs --json show ID` keeps the flag given before `show`.
+    show.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
+    )
+    show.set_defaults(handler=_runs_show)
+
+
+def _run_status(text: str) -> str:
+    from activities.store import RUN_STATUSES
+
+    value = text.strip().upper().replace("-", "_")
+    value = {"CANCELLED": "CANCELED", "TIMEDOUT": "TIMED_OUT"}.get(value, value)
+    if value not in RUN_STATUSES:
+        raise argparse.ArgumentTypeError(
+            f"unknown status {text!r} (one of {', '.join(RUN_STATUSES)})"
+        )
+    return value
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        raise InputError(_NO_URL)
+    return url
+
+
+@contextlib.asynccontextmanager
+async def _open_store() -> AsyncIterator[Store]:
+    """The store at `DATABASE_URL`; database failures become one-line `DslError`s."""
+    import asyncpg
+
+    from activities.store import Store, redact_url
+
+    url = _database_url()
+    where = redact_url(url)
+    store = await Store.connect(url)
+    try:
+        async with store:
+            yield store
+    except asyncpg.UndefinedTableError:
+        raise DslError(
+            f"the database at {where} has no temporal-dsl tables; run `tdsl db migrate`"
+        ) from None
+    except DslError:
+        raise
+    except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as err:
+        raise DslError(f"lost the connection to PostgreSQL at {where}: {err}") from None
+    except asyncpg.PostgresError as err:
+        raise DslError(f"PostgreSQL at {where}: {' '.join(str(err).split())}") from None
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(_json_value(value), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # Piped output is not cut at 80 columns: ids and hashes stay whole and greppable.
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+def _took(started: datetime | None, ended: datetime | None) -> str:
+    if started is None or ended is None:
+        return ""
+    seconds = (ended - started).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    """An error or value on one line: a failure's message, else compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        value = value["message"]
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    async def migrate() -> tuple[list[str], int]:
+        async with _open_store() as store:
+            applied = await store.migrate()
+            return applied, len(await store.migrations())
+
+    applied, total = asyncio.run(migrate())
+    for name in applied:
+        print(f"applied {name}")
+    if not applied:
+        print(f"the database is up to date ({total} migration{'s' if total != 1 else ''})")
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    return asyncio.run(_register_async(args))
+
+
+async def _register_async(args: argparse.Namespace) -> int:
+    from activities.store import VersionConflict, registry_catalog
+    from dsl.bundle import content_hash
+    from dsl.validate import validate_file
+
+    failed = False
+    async with _open_store() as store:
+        registry = await registry_catalog(store)
+        for file in args.files:
+            try:
+                checked = validate_file(file, definitions=args.definitions, catalog=registry)
+            except DefinitionError as exc:
+                failed = True
+                for diagnostic in exc.diagnostics:
+                    print(diagnostic, file=sys.stderr)
+                continue
+            definition = checked.definition
+            label = f"{definition.name} {definition.version}"
+            try:
+                outcome = await store.register(definition, checked.document.text)
+            except VersionConflict as exc:
+                failed = True
+                print(f"tdsl: error: {exc}", file=sys.stderr)
+                continue
+            if outcome == "registered":
+                print(f"registered {label} (sha256 {content_hash(definition)[:12]})")
+            else:
+                print(f"{label} is already registered with this content; nothing to do")
+    return 1 if failed else 0
+
+
+def _definitions(args: argparse.Namespace) -> int:
+    async def load() -> list[dict[str, Any]]:
+        async with _open_store() as store:
+            return await store.definitions()
+
+    found = asyncio.run(load())
+    if args.json:
+        _print_json([{key: d[key] for key in DEFINITION_KEYS} for d in found])
+        return 0
+    if not found:
+        print("no definitions registered yet; add one with `tdsl register FILE`")
+        return 0
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text("registered definitions"), title_justify="left")
+    for column in ("name", "version", "sha256", "registered", "description"):
+        table.add_column(column)
+    for d in found:
+        table.add_row(
+            Text(d["name"]),
+            Text(d["version"]),
+            Text(d["sha256"][:12]),
+            _when(d["registered_at"]),
+            Text(_short(d.get("description"), 60)),
+        )
+    _console().print(table)
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    async def load() -> list[dict[str, Any]]:
+        async with _open_store() as store:
+            return await store.runs(
+                status=args.status, definition=args.definition, limit=args.limit
+            )
+
+    found = asyncio.run(load())
+    if args.json:
+        _print_json([{key: run[key] for key in RUN_KEYS} for run in found])
+        return 0
+    if not found:
+        print("no runs recorded" + (" that match" if args.status or args.definition else ""))
+        return 0
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"runs (latest {args.limit})"), title_justify="left")
+    for column in ("workflow id", "definition", "version", "status", "started", "took"):
+        table.add_column(column, no_wrap=column == "workflow id")
+    for run in found:
+        table.add_row(
+            Text(run["workflow_id"]),
+            Text(run["definition"]),
+            Text(run["version"]),
+            Text(run["status"], style=_RUN_STYLES.get(run["status"], "")),
+            _when(run["started_at"]),
+            _took(run["started_at"], run["ended_at"]),
+        )
+    _console().print(table)
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    from dsl.errors import NotFoundError
+
+    async def load() -> dict[str, Any] | None:
+        async with _open_store() as store:
+            return await store.run(args.workflow_id, args.run_id)
+
+    run = asyncio.run(load())
+    if run is None:
+        which = f"run {args.run_id!r} of " if args.run_id else ""
+        raise NotFoundError(f"no {which}workflow id {args.workflow_id!r} in the run history")
+    if getattr(args, "json", False):
+        shown = {key: run[key] for key in RUN_SHOW_KEYS if key != "steps"}
+        shown["steps"] = [{key: step[key] for key in STEP_KEYS} for step in run["steps"]]
+        _print_json(shown)
+        return 0
+    _print_run(run)
+    return 0
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("workflow id", Text(run["workflow_id"]))
+    summary.add_row("run id", Text(run["run_id"]))
+    summary.add_row("definition", Text(f"{run['definition']} {run['version']}"))
+    summary.add_row("status", Text(run["status"], style=_RUN_STYLES.get(run["status"], "")))
+    summary.add_row("started", _when(run["started_at"]))
+    if run["ended_at"] is not None:
+        took = _took(run["started_at"], run["ended_at"])
+        summary.add_row("ended", _when(run["ended_at"]) + (f"  ({took})" if took else ""))
+    if run["error"]:
+        summary.add_row("error", Text(str(run["error"]), style="red"))
+    summary.add_row("input", Text(_short(run["input"], 160)))
+    if run["output"] is not None:
+        summary.add_row("output", Text(_short(run["output"], 160)))
+    console.print(summary)
+    if not run["steps"]:
+        console.print("no steps recorded")
+        return
+    steps = Table(title=Text("steps"), title_justify="left")
+    for column in ("step", "status", "attempts", "started", "took", "error"):
+        steps.add_column(column, justify="right" if column == "attempts" else "left")
+    for step in run["steps"]:
+        steps.add_row(
+            Text(step["step_id"]),
+            Text(step["status"], style=_STEP_STYLES.get(step["status"], "")),
+            str(step["attempts"] or ""),
+            _when(step["started_at"]),
+            _took(step["started_at"], step["ended_at"]),
+            Text(_short(step["error"]), style="red"),
+        )
+    console.print(steps)

@@ -1,8 +1,15 @@
-"""`tdsl deploy`, `schedules`, `complete`, `fail`: schedules from triggers and asynchronously completed tasks."""
+"""`tdsl deploy`, `schedules`, `tasks`, `complete`, `fail`: schedules from triggers and asynchronously completed tasks.
+
+Thin: the work is done by `interpreter.schedules`. Errors go through `tdsl`'s one
+handler: an invalid definition prints its diagnostics (exit 1), a malformed token or
+argument one line (exit 2), a task that no longer waits one line (exit 1).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from typing import Any
 
 __all__ = ["register"]
@@ -10,3 +17,166 @@ __all__ = ["register"]
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add this area's commands to `tdsl`."""
+    from interpreter import cli
+
+    deploy = commands.add_parser(
+        "deploy", help="create, update and remove the Temporal Schedules of a file's triggers"
+    )
+    deploy.add_argument("file", metavar="FILE")
+    deploy.add_argument(
+        "--task-queue",
+        metavar="Q",
+        help="where scheduled runs go (default TEMPORAL_TASK_QUEUE or temporal-dsl)",
+    )
+    cli._add_definition_options(deploy)
+    cli._add_connection_options(deploy)
+    deploy.set_defaults(handler=_deploy, uses_temporal=True)
+
+    schedules = commands.add_parser("schedules", help="list the schedules `tdsl deploy` created")
+    schedules.add_argument("--definition", metavar="NAME", help="only this definition's")
+    schedules.add_argument("--json", action="store_true", help="print one JSON list")
+    cli._add_connection_options(schedules)
+    schedules.set_defaults(handler=_schedules, uses_temporal=True)
+
+    tasks = commands.add_parser(
+        "tasks", help="list a run's tasks waiting to be completed from outside, with their tokens"
+    )
+    tasks.add_argument("workflow_id", metavar="ID")
+    tasks.add_argument("--json", action="store_true", help="print one JSON list")
+    cli._add_connection_options(tasks)
+    tasks.set_defaults(handler=_tasks, uses_temporal=True)
+
+    complete = commands.add_parser(
+        "complete", help="complete a waiting task (a human.task step) by its token"
+    )
+    complete.add_argument("token", metavar="TOKEN", help="as `tdsl tasks ID` prints it")
+    complete.add_argument("--result", metavar="JSON|@FILE", help="the step's output (default null)")
+    cli._add_connection_options(complete)
+    complete.set_defaults(handler=_complete, uses_temporal=True)
+
+    fail = commands.add_parser("fail", help="fail a waiting task (a human.task step) by its token")
+    fail.add_argument("token", metavar="TOKEN", help="as `tdsl tasks ID` prints it")
+    fail.add_argument("--message", required=True, metavar="M", help="the step's error message")
+    fail.add_argument(
+        "--type", dest="error_type", metavar="T", help="error type (default TaskFailed)"
+    )
+    cli._add_connection_options(fail)
+    fail.set_defaults(handler=_fail, uses_temporal=True)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from interpreter import cli
+    from interpreter.schedules import deploy, plan_deploy
+
+    plan = plan_deploy(
+        args.file, definitions=args.definitions, activities=cli._activity_names(args.activities)
+    )
+
+    async def run() -> list[Any]:
+        client = await cli._client(args)
+        return await deploy(client, plan, task_queue=cli._task_queue(args))
+
+    changes = asyncio.run(run())
+    for change in changes:
+        print(change)
+    if not changes:
+        print(f"{plan.name}: no schedule triggers, no schedules")
+    return cli.EXIT_OK
+
+
+def _schedules(args: argparse.Namespace) -> int:
+    from interpreter import cli
+    from interpreter.schedules import list_schedules
+
+    async def run() -> list[dict[str, Any]]:
+        return await list_schedules(await cli._client(args), definition=args.definition)
+
+    found = asyncio.run(run())
+    if args.json:
+        cli._print_json(found)
+        return cli.EXIT_OK
+    if not found:
+        print("no schedules deployed (`tdsl deploy FILE` creates them from its triggers)")
+        return cli.EXIT_OK
+    rows = [("SCHEDULE", "DEFINITION", "VERSION", "SPEC", "NEXT RUN", "PAUSED")]
+    for item in found:
+        spec = item["spec"]
+        text = f"cron {spec['cron']}" if "cron" in spec else f"every {spec.get('interval', '?')}"
+        rows.append(
+            (
+                item["id"],
+                item["definition"] or "-",
+                item["version"] or "-",
+                text if spec else "-",
+                item["next_run"] or "-",
+                "yes" if item["paused"] else "no",
+            )
+        )
+    # Plain columns rather than a table: never truncated, and greppable.
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        print(
+            "  ".join(
+                [
+                    *(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)),
+                    row[-1],
+                ]
+            )
+        )
+    return cli.EXIT_OK
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from interpreter import cli
+    from interpreter.schedules import pending_tasks
+
+    async def run() -> list[dict[str, Any]]:
+        return await pending_tasks(await cli._client(args), args.workflow_id)
+
+    found = asyncio.run(run())
+    if args.json:
+        cli._print_json(found)
+        return cli.EXIT_OK
+    if not found:
+        print(f"{args.workflow_id}: no task waits to be completed")
+        return cli.EXIT_OK
+    for task in found:
+        who = f" for {task['assignee']}" if task["assignee"] else ""
+        print(f"{task['step']}{who}: {task['message'] or ''} (attempt {task['attempt']})")
+        if task["token"]:
+            print(f"  token: {task['token']}")
+            print(f"  tdsl complete {task['token']} --result JSON")
+        else:
+            print(f"  not waiting yet ({task['state']}); try again in a moment")
+    sys.stdout.flush()
+    return cli.EXIT_OK
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from interpreter import cli
+    from interpreter.client import parse_json_argument
+    from interpreter.schedules import complete_task, parse_token
+
+    token = parse_token(args.token)  # a malformed token needs no server to be refused
+    result = parse_json_argument(args.result, what="--result") if args.result is not None else None
+
+    async def run() -> None:
+        await complete_task(await cli._client(args), token, result)
+
+    asyncio.run(run())
+    print("task completed")
+    return cli.EXIT_OK
+
+
+def _fail(args: argparse.Namespace) -> int:
+    from interpreter import cli
+    from interpreter.schedules import fail_task, parse_token
+
+    token = parse_token(args.token)
+
+    async def run() -> None:
+        await fail_task(await cli._client(args), token, args.message, error_type=args.error_type)
+
+    asyncio.run(run())
+    print("task failed")
+    return cli.EXIT_OK

@@ -155,12 +155,15 @@ def prepare_run(
     """Everything a run needs, checked before anything is started.
 
     The definition is validated, its subworkflows resolved and pinned (beside the
-    file, in *definitions*, then in *catalog*), and the input (*input_text* as JSON
+    file, in *definitions*, then in *catalog*, by default the PostgreSQL registry
+    when `DATABASE_URL` is set), and the input (*input_text* as JSON
     or ``@file``, else *input_value*, else ``{}``) completed with the `input`
     schema's defaults and checked against it, so the pinned input is exactly what
     the templates see. Raises `DefinitionError` or `InputError`.
     """
     names = set(activities) if activities is not None else None
+    if catalog is None:
+        catalog = registry_catalog()
     checked = validate_file(file, definitions=definitions, catalog=catalog, activities=names)
     local = DirectoryCatalog([Path(file).parent, *definitions])
     lookup: Catalog = local if catalog is None else ChainedCatalog([local, catalog])
@@ -177,6 +180,20 @@ def prepare_run(
         definition_hash=bundle.hash,
     )
     return run_input, checked
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def registry_catalog() -> Catalog | None:
+    """The PostgreSQL registry when `DATABASE_URL` is set (spec §4: after the files).
+
+    Read only when a subworkflow is not found in files; unreachable, it is one
+    warning on stderr and the lookup goes on with files only.
+    """
+    from activities.store import registry_from_env
+
+    return registry_from_env()
 
 
 def new_workflow_id(name: str) -> str:
@@ -205,6 +222,22 @@ async def open_client(*, address: str | None = None, namespace: str | None = Non
         ) from None
 
 
+def start_options(run_input: RunInput) -> dict[str, Any]:
+    """How every run is started, by `tdsl run` or by a schedule: search attributes
+    (``typed_search_attributes``), memo with the content hash, and the UI's summary."""
+    definition = run_input.definition
+    name, version = str(definition["name"]), str(definition.get("version", "1.0.0"))
+    description = definition.get("description")
+    return {
+        "typed_search_attributes": TypedSearchAttributes(
+            [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
+        ),
+        "memo": {"dsl_name": name, "dsl_version": version, "dsl_hash": run_input.definition_hash},
+        "static_summary": f"{name} {version}",
+        "static_details": description if isinstance(description, str) else None,
+    }
+
+
 async def start_run(
     client: Client,
     run_input: RunInput,
@@ -218,22 +251,16 @@ async def start_run(
     name, version and content hash in its memo, and shows "name version" and the
     description in the Web UI.
     """
-    definition = run_input.definition
-    name, version = str(definition["name"]), str(definition.get("version", "1.0.0"))
-    description = definition.get("description")
-    workflow_id = workflow_id or new_workflow_id(name)
+    options = start_options(run_input)
+    workflow_id = workflow_id or new_workflow_id(str(run_input.definition["name"]))
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
             run_input,
             id=workflow_id,
             task_queue=task_queue,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
-            ),
-            memo={"dsl_name": name, "dsl_version": version, "dsl_hash": run_input.definition_hash},
-            static_summary=f"{name} {version}",
-            static_details=description if isinstance(description, str) else None,
+            search_attributes=options.pop("typed_search_attributes"),
+            **options,
         )
     except WorkflowAlreadyStartedError:
         raise InputError(

@@ -40,6 +40,7 @@ from interpreter.client import (
     ui_link,
     wait_for_run,
 )
+from interpreter.schedules import complete_task, wait_for_task
 from interpreter.servers import DevServer
 from interpreter.worker import running_worker, stop_on_signals
 
@@ -57,6 +58,16 @@ class DemoSignal:
     """Seconds after the start; signals that arrive early are kept by the run anyway."""
 
 
+@dataclass(frozen=True)
+class DemoTask:
+    """A `human.task` step the demo completes, as `tdsl complete` would."""
+
+    step: str
+    result: Any = None
+    delay: float = 0.0
+    """Seconds after the start; the task is completed once its step waits."""
+
+
 @dataclass
 class DemoPlan:
     """What the demo does with one definition file."""
@@ -64,6 +75,7 @@ class DemoPlan:
     file: Path
     input_file: Path | None = None
     signals: list[DemoSignal] = field(default_factory=list)
+    tasks: list[DemoTask] = field(default_factory=list)
     expect: str = "COMPLETED"
 
 
@@ -78,6 +90,7 @@ def load_plan(file: Path) -> DemoPlan:
         try:
             settings = json.loads(settings_file.read_text(encoding="utf-8"))
             plan.signals = [DemoSignal(**entry) for entry in settings.get("signals", [])]
+            plan.tasks = [DemoTask(**entry) for entry in settings.get("tasks", [])]
             plan.expect = str(settings.get("expect", "COMPLETED"))
         except (ValueError, TypeError, AttributeError) as err:
             raise DslError(f"{settings_file}: not a demo settings file: {err}") from None
@@ -107,6 +120,12 @@ async def _send_later(client: Client, workflow_id: str, signal: DemoSignal) -> N
     await signal_run(client, workflow_id, signal.name, signal.payload)
 
 
+async def _complete_later(client: Client, workflow_id: str, task: DemoTask) -> None:
+    await asyncio.sleep(task.delay)
+    waiting = await wait_for_task(client, workflow_id, task.step)
+    await complete_task(client, waiting["token"], task.result)
+
+
 async def _run_one(client: Client, plan: DemoPlan, ui_base: str) -> _Outcome:
     """Submit, signal and await one run; never raises for the run's own problems."""
     title = str(plan.file)
@@ -119,6 +138,9 @@ async def _run_one(client: Client, plan: DemoPlan, ui_base: str) -> _Outcome:
         handle = await start_run(client, run_input, task_queue=TASK_QUEUE)
         senders = [
             asyncio.ensure_future(_send_later(client, handle.id, signal)) for signal in plan.signals
+        ]
+        senders += [
+            asyncio.ensure_future(_complete_later(client, handle.id, task)) for task in plan.tasks
         ]
         state = await wait_for_run(handle)
         await asyncio.gather(*senders, return_exceptions=True)

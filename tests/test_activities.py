@@ -373,7 +373,14 @@ def _write_module(directory: Path, name: str, source: str, monkeypatch: pytest.M
 def test_default_activities_names(builtin: BuiltinActivities) -> None:
     names = activity_names(default_activities(builtin))
     assert names == sorted(
-        [*BUILTIN_NAMES, "validateInput", "processData", "storeResult", "tdsl.cancel_run"]
+        [
+            *BUILTIN_NAMES,
+            "validateInput",
+            "processData",
+            "storeResult",
+            "tdsl.cancel_run",
+            "human.task",
+        ]
     )
 
 
