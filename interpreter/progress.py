@@ -19,6 +19,7 @@ __all__ = ["Progress", "StepState"]
 TABLE_LIMIT = 30
 """Runs with at most this many steps get a full table in the UI; larger ones a summary."""
 RUNNING_SHOWN = 10
+FAILED_SHOWN = 5
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Progress:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STEP_STATUSES, 0))
     running: dict[str, None] = field(default_factory=dict)
     """Running step ids in start order (a dict: ordered, O(1) removal)."""
+    failed: dict[str, None] = field(default_factory=dict)
+    """Failed step ids in failure order, so the details never scan every step."""
 
     def declare(self, step_id: str, name: str, kind: str) -> None:
         if step_id not in self.steps:
@@ -69,6 +72,10 @@ class Progress:
         self.counts[state.status] -= 1
         self.counts[status] += 1
         state.status = status
+        if status == "failed":
+            self.failed[step_id] = None
+        else:
+            self.failed.pop(step_id, None)
         if status == "running":
             state.started_at = at
             self.running[step_id] = None
@@ -110,13 +117,11 @@ class Progress:
                 lines.append("running: " + ", ".join(f"`{step_id}`" for step_id in shown))
                 if len(self.running) > RUNNING_SHOWN:
                     lines[-1] += f" and {len(self.running) - RUNNING_SHOWN} more"
-        failed = [(step_id, s.error) for step_id, s in self.steps.items() if s.status == "failed"]
-        if failed:
+        if self.failed:
             lines.append("")
-            lines += [
-                f"**{step_id}** failed: {_cell(str((error or {}).get('message')))[:200]}"
-                for step_id, error in failed[:5]
-            ]
+            for step_id in list(self.failed)[:FAILED_SHOWN]:
+                error = self.steps[step_id].error or {}
+                lines.append(f"**{step_id}** failed: {_cell(str(error.get('message')))[:200]}")
         return "\n".join(lines)
 
 

@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStep,
         WaitStep,
     )
-    from dsl.policies import step_settings
+    from dsl.policies import StepSettings, step_settings
     from interpreter.contract import (
         CANCEL_RUN_ACTIVITY,
         CANCEL_SIGNAL,
@@ -157,6 +157,7 @@ class DslWorkflow:
         self.invalid: str | None = None
         self.cancel_requested = False
         self.compensations: list[tuple[TaskStep, _Frame, Any]] = []
+        self.settings: dict[str, StepSettings] = {}
         self.index_offset = 0
         try:
             self.definition = Definition.model_validate(run.definition)
@@ -266,7 +267,7 @@ class DslWorkflow:
         self._show()
         own = {"status": "completed", "output": output, "error": None}
         context = dict(frame.context, steps={**frame.context["steps"], step.id: own})
-        settings = step_settings(self.definition, step)
+        settings = self._settings(step)
         try:
             await workflow.execute_activity(
                 step.compensate.action,
@@ -486,7 +487,7 @@ class DslWorkflow:
         raise StepFailed(step, {"type": step.error_type, "message": str(message)})
 
     async def _task(self, step: TaskStep, frame: _Frame) -> Any:
-        settings = step_settings(self.definition, step)
+        settings = self._settings(step)
         parameters = render(step.parameters, frame.context)
         retry = _temporal_retry(settings.retry_policy)
         if step.local:
@@ -510,6 +511,13 @@ class DslWorkflow:
             retry_policy=retry,
             summary=_summary(step, frame),
         )
+
+    def _settings(self, step: TaskStep) -> StepSettings:
+        """Merged once per step: the same for every run of it (foreach items, retries)."""
+        found = self.settings.get(step.id)
+        if found is None:
+            found = self.settings[step.id] = step_settings(self.definition, step)
+        return found
 
     def _decision(self, step: DecisionStep, frame: _Frame) -> dict[str, Any]:
         chosen: list[str] = []
