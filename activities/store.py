@@ -37,7 +37,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from dsl.bundle import content_hash, normalise
-from dsl.catalog import Catalog, CatalogEntry, version_key
+from dsl.catalog import Catalog, CatalogEntry, MemoryCatalog, version_key
 from dsl.errors import DslError, InputError
 from dsl.models import Definition
 
@@ -45,7 +45,6 @@ __all__ = [
     "MIGRATIONS_DIR",
     "RUN_STATUSES",
     "DatabaseUnavailable",
-    "RegistryCatalog",
     "RunRecord",
     "StepRecord",
     "Store",
@@ -513,30 +512,7 @@ def next_version(versions: Iterable[str]) -> str:
 # --------------------------------------------------------------------------- catalog
 
 
-class RegistryCatalog:
-    """Registered definitions held in memory, looked up like definition files.
-
-    Each entry's origin is ``registry:name@version``.
-    """
-
-    def __init__(self, entries: Iterable[CatalogEntry] = ()) -> None:
-        self._entries: dict[str, list[CatalogEntry]] = {}
-        for entry in entries:
-            self._entries.setdefault(entry.definition.name, []).append(entry)
-
-    def find(self, name: str, version: str | None = None) -> CatalogEntry | None:
-        entries = self._entries.get(name, [])
-        if version is not None:
-            entries = [e for e in entries if e.definition.version == version]
-        if not entries:
-            return None
-        return max(entries, key=lambda e: version_key(e.definition.version))
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-
-async def registry_catalog(store: Store) -> RegistryCatalog:
+async def registry_catalog(store: Store) -> MemoryCatalog:
     """Every registered definition as a `Catalog`, loaded now (the protocol is synchronous).
 
     A stored definition the current models no longer accept is left out, as a
@@ -550,7 +526,7 @@ async def registry_catalog(store: Store) -> RegistryCatalog:
         except ValidationError:
             continue
         entries.append(CatalogEntry(definition, f"registry:{row['name']}@{row['version']}"))
-    return RegistryCatalog(entries)
+    return MemoryCatalog(entries)
 
 
 _warned: set[str] = set()
@@ -562,9 +538,9 @@ class _LazyRegistry:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._catalog: RegistryCatalog | None = None
+        self._catalog: MemoryCatalog | None = None
 
-    def _load(self) -> RegistryCatalog:
+    def _load(self) -> MemoryCatalog:
         if self._catalog is None:
             # The caller may be inside a running event loop (sync API called from async
             # code), so the query runs on a loop of its own in a helper thread.
@@ -572,7 +548,7 @@ class _LazyRegistry:
                 self._catalog = pool.submit(asyncio.run, self._fetch()).result()
         return self._catalog
 
-    async def _fetch(self) -> RegistryCatalog:
+    async def _fetch(self) -> MemoryCatalog:
         try:
             store = await Store.connect(self.url, min_size=1, max_size=1, timeout=_REGISTRY_TIMEOUT)
             async with store:
@@ -588,7 +564,7 @@ class _LazyRegistry:
         ) as err:
             reason = str(err) if isinstance(err, DslError) else _reason(err)
             self._warn(reason)
-        return RegistryCatalog()
+        return MemoryCatalog()
 
     def _warn(self, reason: str) -> None:
         if "registry" not in _warned:

@@ -25,6 +25,7 @@ __all__ = [
     "CatalogEntry",
     "ChainedCatalog",
     "DirectoryCatalog",
+    "MemoryCatalog",
     "version_key",
 ]
 
@@ -62,36 +63,19 @@ class Catalog(Protocol):
     def names(self) -> list[str]: ...
 
 
-class DirectoryCatalog:
-    """Every loadable definition file in some directories, indexed on first use."""
+class MemoryCatalog:
+    """Definitions held in memory, highest semantic version first when none is pinned."""
 
-    def __init__(self, directories: Iterable[str | Path]) -> None:
-        self.directories = list(dict.fromkeys(Path(d).resolve() for d in directories))
-        self._index: dict[str, list[CatalogEntry]] | None = None
+    def __init__(self, entries: Iterable[CatalogEntry] = ()) -> None:
+        self._entries: dict[str, list[CatalogEntry]] = {}
+        for entry in entries:
+            self.add(entry)
 
-    def _entries(self) -> dict[str, list[CatalogEntry]]:
-        if self._index is None:
-            self._index = {}
-            for directory in self.directories:
-                for path in sorted(directory.glob("*")):
-                    if path.suffix in DEFINITION_SUFFIXES and path.is_file():
-                        self._add(path)
-        return self._index
-
-    def _add(self, path: Path) -> None:
-        try:
-            data = load_file(path).data
-            definition = Definition.model_validate(data)
-        except (DefinitionError, ValidationError):
-            return  # a broken neighbour is reported when it is validated itself
-        self._index_entry(CatalogEntry(definition, str(path)))
-
-    def _index_entry(self, entry: CatalogEntry) -> None:
-        assert self._index is not None
-        self._index.setdefault(entry.definition.name, []).append(entry)
+    def add(self, entry: CatalogEntry) -> None:
+        self._entries.setdefault(entry.definition.name, []).append(entry)
 
     def find(self, name: str, version: str | None = None) -> CatalogEntry | None:
-        entries = self._entries().get(name, [])
+        entries = self._entries.get(name, [])
         if version is not None:
             entries = [e for e in entries if e.definition.version == version]
         if not entries:
@@ -99,7 +83,38 @@ class DirectoryCatalog:
         return max(entries, key=lambda e: version_key(e.definition.version))
 
     def names(self) -> list[str]:
-        return sorted(self._entries())
+        return sorted(self._entries)
+
+
+class DirectoryCatalog:
+    """Every loadable definition file in some directories, indexed on first use."""
+
+    def __init__(self, directories: Iterable[str | Path]) -> None:
+        self.directories = list(dict.fromkeys(Path(d).resolve() for d in directories))
+        self._index: MemoryCatalog | None = None
+
+    def _loaded(self) -> MemoryCatalog:
+        if self._index is None:
+            self._index = MemoryCatalog()
+            for directory in self.directories:
+                for path in sorted(directory.glob("*")):
+                    if path.suffix in DEFINITION_SUFFIXES and path.is_file():
+                        self._add(path, self._index)
+        return self._index
+
+    @staticmethod
+    def _add(path: Path, index: MemoryCatalog) -> None:
+        try:
+            definition = Definition.model_validate(load_file(path).data)
+        except (DefinitionError, ValidationError):
+            return  # a broken neighbour is reported when it is validated itself
+        index.add(CatalogEntry(definition, str(path)))
+
+    def find(self, name: str, version: str | None = None) -> CatalogEntry | None:
+        return self._loaded().find(name, version)
+
+    def names(self) -> list[str]:
+        return self._loaded().names()
 
 
 class ChainedCatalog:

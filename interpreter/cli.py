@@ -27,15 +27,20 @@ from dsl.render import FORMATS, render
 from dsl.schema import schema_text
 from dsl.validate import validate_file
 from interpreter import cli_db, cli_schedules
+from interpreter.cli_support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    positive_int,
+    print_diagnostics,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
 
 __all__ = ["main"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -142,9 +147,7 @@ def _add_server_commands(commands: Any) -> None:
     worker.add_argument(
         "--task-queue", metavar="Q", help="default TEMPORAL_TASK_QUEUE or temporal-dsl"
     )
-    worker.add_argument(
-        "--max-concurrent-activities", type=_positive_int, metavar="N", default=None
-    )
+    worker.add_argument("--max-concurrent-activities", type=positive_int, metavar="N", default=None)
     _add_connection_options(worker)
     worker.set_defaults(handler=_worker, uses_temporal=True)
 
@@ -173,18 +176,8 @@ def _add_connection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--namespace", metavar="NS", help="default TEMPORAL_NAMESPACE or default")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
 def _port(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
     return value
@@ -231,8 +224,7 @@ def _validate(args: argparse.Namespace) -> int:
             )
         except DefinitionError as exc:
             failed = True
-            for diagnostic in exc.diagnostics:
-                print(diagnostic, file=sys.stderr)
+            print_diagnostics(exc)
             continue
         definition = checked.definition
         steps = sum(len(scope.steps) for scope in checked.graph.scopes.values())
@@ -273,12 +265,6 @@ _STEP_STYLES = {
     "failed": "bold red",
     "cancelled": "magenta",
 }
-
-
-def _print_json(value: Any) -> None:
-    """Exactly one JSON object, one line, on stdout."""
-    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
 
 
 def _exit_for(state: dict[str, Any]) -> int:
@@ -405,7 +391,7 @@ async def _run_async(args: argparse.Namespace, run_input: Any) -> int:
     )
     if args.json:
         state = await wait_for_run(handle)
-        _print_json(run_json(state))
+        print_json(run_json(state))
         return _exit_for(state)
     print(f"workflow id: {handle.id}")
     print(f"UI: {ui_link(handle.id, handle.result_run_id, client.namespace)}", flush=True)
@@ -425,7 +411,7 @@ async def _status_async(args: argparse.Namespace) -> int:
     handle = get_handle(client, args.workflow_id)
     if args.json:
         state = await (wait_for_run(handle) if args.wait else run_status(handle))
-        _print_json(state)
+        print_json(state)
         return _exit_for(state) if args.wait else EXIT_OK
     if args.wait:
         return _exit_for(await _watch(handle))
@@ -634,8 +620,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except DefinitionError as exc:
-        for diagnostic in exc.diagnostics:
-            print(diagnostic, file=sys.stderr)
+        print_diagnostics(exc)
         return getattr(args, "definition_exit_code", EXIT_FAILED)
     except InputError as exc:
         print(f"tdsl: error: {exc}", file=sys.stderr)

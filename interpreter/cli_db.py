@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dsl.errors import DefinitionError, DslError, InputError
+from interpreter.cli_support import positive_int, print_diagnostics, print_json
 
 if TYPE_CHECKING:
     from activities.store import Store
@@ -85,7 +86,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "--status", type=_run_status, metavar="S", help="only runs in this status (e.g. FAILED)"
     )
     runs.add_argument("--definition", metavar="NAME", help="only runs of this definition")
-    runs.add_argument("--limit", type=_limit, default=50, metavar="N", help="default 50")
+    runs.add_argument("--limit", type=positive_int, default=50, metavar="N", help="default 50")
     runs.add_argument("--json", action="store_true", help="print one JSON list")
     runs.set_defaults(handler=_runs)
     runs_commands = runs.add_subparsers(
@@ -110,16 +111,6 @@ def _run_status(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"unknown status {text!r} (one of {', '.join(RUN_STATUSES)})"
         )
-    return value
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
 
 
@@ -156,21 +147,6 @@ async def _open_store() -> AsyncIterator[Store]:
         raise DslError(f"lost the connection to PostgreSQL at {where}: {err}") from None
     except asyncpg.PostgresError as err:
         raise DslError(f"PostgreSQL at {where}: {' '.join(str(err).split())}") from None
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    return value
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(_json_value(value), ensure_ascii=False) + "\n")
-    sys.stdout.flush()
 
 
 def _console() -> Any:
@@ -240,8 +216,7 @@ async def _register_async(args: argparse.Namespace) -> int:
                 checked = validate_file(file, definitions=args.definitions, catalog=registry)
             except DefinitionError as exc:
                 failed = True
-                for diagnostic in exc.diagnostics:
-                    print(diagnostic, file=sys.stderr)
+                print_diagnostics(exc)
                 continue
             definition = checked.definition
             label = f"{definition.name} {definition.version}"
@@ -265,7 +240,7 @@ def _definitions(args: argparse.Namespace) -> int:
 
     found = asyncio.run(load())
     if args.json:
-        _print_json([{key: d[key] for key in DEFINITION_KEYS} for d in found])
+        print_json([{key: d[key] for key in DEFINITION_KEYS} for d in found])
         return 0
     if not found:
         print("no definitions registered yet; add one with `tdsl register FILE`")
@@ -297,7 +272,7 @@ def _runs(args: argparse.Namespace) -> int:
 
     found = asyncio.run(load())
     if args.json:
-        _print_json([{key: run[key] for key in RUN_KEYS} for run in found])
+        print_json([{key: run[key] for key in RUN_KEYS} for run in found])
         return 0
     if not found:
         print("no runs recorded" + (" that match" if args.status or args.definition else ""))
@@ -335,7 +310,7 @@ def _runs_show(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         shown = {key: run[key] for key in RUN_SHOW_KEYS if key != "steps"}
         shown["steps"] = [{key: step[key] for key in STEP_KEYS} for step in run["steps"]]
-        _print_json(shown)
+        print_json(shown)
         return 0
     _print_run(run)
     return 0

@@ -12,6 +12,8 @@ import asyncio
 import sys
 from typing import Any
 
+from interpreter.cli_support import EXIT_OK, print_json
+
 __all__ = ["register"]
 
 
@@ -81,7 +83,7 @@ def _deploy(args: argparse.Namespace) -> int:
         print(change)
     if not changes:
         print(f"{plan.name}: no schedule triggers, no schedules")
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def _schedules(args: argparse.Namespace) -> int:
@@ -93,11 +95,11 @@ def _schedules(args: argparse.Namespace) -> int:
 
     found = asyncio.run(run())
     if args.json:
-        cli._print_json(found)
-        return cli.EXIT_OK
+        print_json(found)
+        return EXIT_OK
     if not found:
         print("no schedules deployed (`tdsl deploy FILE` creates them from its triggers)")
-        return cli.EXIT_OK
+        return EXIT_OK
     rows = [("SCHEDULE", "DEFINITION", "VERSION", "SPEC", "NEXT RUN", "PAUSED")]
     for item in found:
         spec = item["spec"]
@@ -123,7 +125,7 @@ def _schedules(args: argparse.Namespace) -> int:
                 ]
             )
         )
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -135,11 +137,11 @@ def _tasks(args: argparse.Namespace) -> int:
 
     found = asyncio.run(run())
     if args.json:
-        cli._print_json(found)
-        return cli.EXIT_OK
+        print_json(found)
+        return EXIT_OK
     if not found:
         print(f"{args.workflow_id}: no task waits to be completed")
-        return cli.EXIT_OK
+        return EXIT_OK
     for task in found:
         who = f" for {task['assignee']}" if task["assignee"] else ""
         print(f"{task['step']}{who}: {task['message'] or ''} (attempt {task['attempt']})")
@@ -149,7 +151,7 @@ def _tasks(args: argparse.Namespace) -> int:
         else:
             print(f"  not waiting yet ({task['state']}); try again in a moment")
     sys.stdout.flush()
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def _complete(args: argparse.Namespace) -> int:
@@ -165,7 +167,7 @@ def _complete(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     print("task completed")
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def _fail(args: argparse.Namespace) -> int:
@@ -179,4 +181,4 @@ def _fail(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     print("task failed")
-    return cli.EXIT_OK
+    return EXIT_OK
