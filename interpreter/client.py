@@ -61,14 +61,17 @@ __all__ = [
     "DEFAULT_UI_URL",
     "FINAL_STATUSES",
     "RUN_KEYS",
+    "RunHistory",
     "cancel_run",
     "failure_message",
     "get_handle",
+    "merge_steps",
     "new_workflow_id",
     "open_client",
     "parse_json_argument",
     "pause_run",
     "prepare_run",
+    "query_status",
     "resume_run",
     "run_json",
     "run_status",
@@ -327,7 +330,7 @@ _ACTIVITY_CLOSED = {
 }
 
 
-class _History:
+class RunHistory:
     """What the history says about activities: attempts and a coarse state per id.
 
     The `ActivityTaskStarted` event of a retried activity carries its last attempt
@@ -404,9 +407,9 @@ def _step_key(activity_id: str, steps: dict[str, Any]) -> str | None:
     return base if base in steps else None
 
 
-def _merge_steps(
+def merge_steps(
     query: dict[str, Any] | None,
-    history: _History,
+    history: RunHistory,
     pending_attempts: dict[str, int],
 ) -> dict[str, dict[str, Any]]:
     """`{id: {status, attempts}}`: the query's states with the server's attempt counts."""
@@ -444,7 +447,7 @@ def _merge_steps(
     return {step_id: steps[step_id] for step_id in ordered}
 
 
-async def _query(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
+async def query_status(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
     try:
         result = await handle.query(STATUS_QUERY, rpc_timeout=_QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, TemporalError):
@@ -476,11 +479,11 @@ async def _outcome(handle: WorkflowHandle[Any, Any], status: str) -> tuple[Any, 
 
 
 async def _snapshot(
-    handle: WorkflowHandle[Any, Any], history: _History, *, final: bool
+    handle: WorkflowHandle[Any, Any], history: RunHistory, *, final: bool
 ) -> dict[str, Any]:
     description = await _describe(handle)
     status = status_name(description.status)
-    query = await _query(handle)
+    query = await query_status(handle)
     pending = {
         activity.activity_id: activity.attempt
         for activity in description.raw_description.pending_activities
@@ -492,7 +495,7 @@ async def _snapshot(
         "status": status,
         "output": output,
         "error": error,
-        "steps": _merge_steps(query, history, pending),
+        "steps": merge_steps(query, history, pending),
         "paused": bool(query.get("paused", False)) if query is not None else False,
     }
 
@@ -504,7 +507,7 @@ async def run_status(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     other way; `steps` comes from the workflow's query when a worker answers it,
     else from the history, with attempt numbers from the server either way.
     """
-    history = _History()
+    history = RunHistory()
     await _describe(handle)  # a clear NotFoundError before anything else
     with contextlib.suppress(RPCError):
         await history.read(handle)
@@ -531,7 +534,7 @@ async def wait_for_run(
     await _describe(handle)  # NotFoundError for a wrong id, before any waiting
     result = asyncio.ensure_future(handle.result())
     tasks: list[asyncio.Future[Any]] = [result]
-    history = _History()
+    history = RunHistory()
     if on_progress is not None:
         tasks.append(asyncio.ensure_future(history.read(handle, follow=True)))
     try:

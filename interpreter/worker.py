@@ -112,8 +112,13 @@ async def running_worker(
     max_concurrent_activities: int | None = None,
     graceful_shutdown_timeout: timedelta = DEFAULT_GRACEFUL_SHUTDOWN,
     database_url: str | None = None,
+    record_history: bool = True,
 ) -> AsyncIterator[Worker]:
-    """A started worker; on exit it drains, then the built-ins' resources are closed."""
+    """A started worker; on exit it drains, then the built-ins' resources are closed.
+
+    With a database (*database_url*, else `DATABASE_URL`) and *record_history*, the
+    run history of this task queue is projected into it while the worker runs.
+    """
     await _check_namespace(client)
     builtin = BuiltinActivities(database_url=database_url)
     worker = build_worker(
@@ -135,9 +140,45 @@ async def running_worker(
                 WORKFLOW_NAME,
                 len(names),
             )
-            yield worker
+            history = _start_history(client, task_queue, builtin.database_url, record_history)
+            try:
+                yield worker
+            finally:  # before the worker drains: the projector's queries need it
+                await _stop_history(history)
     finally:
         await builtin.close()
+
+
+# --------------------------------------------------------------------------- run history
+# Issue 5: a projector beside the worker copies what Temporal knows about this task
+# queue's runs into PostgreSQL (`interpreter.projector`). The workflow itself never
+# touches the database, so an unreachable PostgreSQL cannot hold a run back.
+
+
+def _start_history(
+    client: Client, task_queue: str, database_url: str | None, enabled: bool
+) -> asyncio.Task[None] | None:
+    if not enabled:
+        return None
+    if not database_url:
+        log.info("DATABASE_URL not set: run history is not recorded")
+        return None
+    from interpreter.projector import record_history  # asyncpg only when it is used
+
+    return asyncio.create_task(
+        record_history(client, database_url, task_queue=task_queue), name="run history"
+    )
+
+
+async def _stop_history(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+# --------------------------------------------------------------------------- process
 
 
 def worker_failure(err: RuntimeError) -> DslError:
@@ -202,8 +243,13 @@ async def run_worker(
     max_concurrent_activities: int | None = None,
     graceful_shutdown_timeout: timedelta = DEFAULT_GRACEFUL_SHUTDOWN,
     stop: asyncio.Event | None = None,
+    database_url: str | None = None,
+    record_history: bool = True,
 ) -> None:
-    """Run a worker until SIGINT/SIGTERM (or *stop* is set), then shut it down cleanly."""
+    """Run a worker until SIGINT/SIGTERM (or *stop* is set), then shut it down cleanly.
+
+    The run history is recorded in *database_url* (default `DATABASE_URL`), if any.
+    """
     stop = stop or asyncio.Event()
     with stop_on_signals(stop):
         try:
@@ -213,6 +259,8 @@ async def run_worker(
                 activity_modules=activity_modules,
                 max_concurrent_activities=max_concurrent_activities,
                 graceful_shutdown_timeout=graceful_shutdown_timeout,
+                database_url=database_url,
+                record_history=record_history,
             ):
                 await stop.wait()
         except RuntimeError as err:

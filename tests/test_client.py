@@ -211,7 +211,7 @@ def _event(event_id: int, kind: EventType.ValueType, **attributes: object) -> Hi
     return HistoryEvent(event_id=event_id, event_type=kind, **attributes)  # type: ignore[arg-type]
 
 
-def _history() -> client._History:
+def _history() -> client.RunHistory:
     """A run of `a`, foreach body `item` (two items), `b`: attempts only the server knows."""
     converter = temporalio.converter.default().payload_converter
     definition = {
@@ -260,7 +260,7 @@ def _history() -> client._History:
             ),
         )
     )
-    history = client._History()
+    history = client.RunHistory()
     for event in events:
         history.feed(event)
     return history
@@ -278,7 +278,7 @@ def test_attempts_come_from_the_history_and_pending_activities() -> None:
             "zeta": {"status": "completed", "attempts": 1},
         },
     }
-    steps = client._merge_steps(query, _history(), {"alpha": 4})
+    steps = client.merge_steps(query, _history(), {"alpha": 4})
     assert steps == {
         "zeta": {"status": "completed", "attempts": 3},
         "each": {"status": "running", "attempts": 0},
@@ -290,7 +290,7 @@ def test_attempts_come_from_the_history_and_pending_activities() -> None:
 
 
 def test_without_a_query_the_history_still_tells_the_activities() -> None:
-    steps = client._merge_steps(None, _history(), {})
+    steps = client.merge_steps(None, _history(), {})
     assert steps == {
         "zeta": {"status": "completed", "attempts": 3},
         "item[0]": {"status": "running", "attempts": 1},

@@ -1,0 +1,511 @@
+"""Run history: Temporal's runs projected into PostgreSQL, beside the worker.
+
+Temporal is the source of truth and the workflow does no database work (no extra
+activity, no extra event): a `Projector` next to the worker reads what Temporal
+knows and UPSERTs it into the `runs` and `run_steps` tables of `activities.store`.
+
+One cycle (every *interval* seconds)::
+
+    list_workflows(WorkflowType = 'DslWorkflow' [AND TaskQueue = Q]
+                   AND (ExecutionStatus = 'Running' OR CloseTime >= checkpoint - margin))
+        running run, history grew since last written ─┐
+        closed run, not yet written with its final status ─┤
+                                                            ▼
+        describe / history (input, attempts) / result / `status` query /
+        `outputs` query (a closed completed run's outputs come from its result when
+        it has no `output` of its own and no nested step: a query on a closed run
+        replays its whole history on the worker)
+                                                            ▼
+        Store.upsert_run, Store.upsert_steps      (idempotent: any run can be redone)
+
+The projection never puts a run at risk. PostgreSQL down: one warning per outage,
+the cycle stops, the checkpoint stays where it was, and the next cycles retry until
+writes succeed ("run history caught up"); the runs themselves go on and finish, as
+they never touch the database. The checkpoint only moves past a closed run once its
+final state is written, so nothing is skipped; the *margin* covers visibility lag.
+A restarted worker starts without a checkpoint and skips closed runs whose final
+status is already stored, so catching up after downtime costs one read per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.exceptions import TemporalError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.store import RunRecord, StepRecord, Store
+from interpreter.client import RunHistory, failure_message, merge_steps, query_status, status_name
+from interpreter.contract import OUTPUTS_QUERY, WORKFLOW_NAME
+
+__all__ = ["DEFAULT_INTERVAL", "DEFAULT_MARGIN", "Projector", "record_history"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 1.0
+"""Seconds between two cycles."""
+
+DEFAULT_MARGIN = timedelta(seconds=60)
+"""How far before the checkpoint closed runs are listed again: visibility lags a little."""
+
+GIVE_UP_AFTER = 5
+"""Cycles a run may fail to project for a reason other than an outage before it is dropped."""
+
+_QUERY_TIMEOUT = timedelta(seconds=5)
+
+_Key = tuple[str, str]
+
+_TRANSIENT = (
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+)
+
+
+class _Unreachable(Exception):
+    """PostgreSQL cannot be reached: stop this cycle, retry the next."""
+
+
+class _Incomplete(Exception):
+    """A closed run's queries found no worker to answer: its final state would lack steps."""
+
+
+def _unreachable(err: BaseException) -> bool:
+    """True for errors that mean "the database is not there", not "this row is wrong"."""
+    return isinstance(
+        err,
+        OSError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.InsufficientResourcesError,
+    )
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Snapshot:
+    """One run as read from Temporal, ready to write."""
+
+    run: RunRecord
+    steps: list[StepRecord]
+    history_length: int
+    close_time: datetime | None
+
+
+class Projector:
+    """Keeps the run history in *store* up to date with the runs Temporal knows.
+
+    *task_queue* limits it to the runs of one task queue (the worker's own: a closed
+    run's `status` query needs a worker of that queue). `run()` loops until
+    cancelled and never raises anything else; `sync_once()` is one cycle.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        store: Store,
+        *,
+        namespace: str | None = None,
+        task_queue: str | None = None,
+        interval: float = DEFAULT_INTERVAL,
+        margin: timedelta = DEFAULT_MARGIN,
+    ) -> None:
+        if namespace is not None and namespace != client.namespace:
+            raise ValueError(
+                f"the client is bound to namespace {client.namespace!r}, not {namespace!r}"
+            )
+        self.client = client
+        self.store = store
+        self.namespace = client.namespace
+        self.task_queue = task_queue
+        self.interval = interval
+        self.margin = margin
+        self.checkpoint: datetime | None = None
+        """Every run closed before this (minus *margin*) has its final state written."""
+        self.paused = False
+        """True during an outage, from its first failed write until a clean cycle."""
+        self._temporal_down = False
+        self._finished: dict[_Key, datetime] = {}
+        """Closed runs whose final state is written, with their close time."""
+        self._lengths: dict[_Key, int] = {}
+        """History length last written of each running run: unchanged means skip."""
+        self._failures: dict[_Key, int] = {}
+
+    # ------------------------------------------------------------------ loop
+
+    async def run(self) -> None:
+        """One cycle every *interval* seconds until cancelled."""
+        while True:
+            try:
+                await self.sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let the history take the worker down
+                log.exception("run history: unexpected error; retrying")
+            await asyncio.sleep(self.interval)
+
+    def query(self) -> str:
+        """The visibility query of the next cycle."""
+        parts = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+        if self.task_queue is not None:
+            parts.append(f"TaskQueue = '{_quote(self.task_queue)}'")
+        if self.checkpoint is not None:
+            since = _rfc3339(self.checkpoint - self.margin)
+            parts.append(f"(ExecutionStatus = 'Running' OR CloseTime >= '{since}')")
+        return " AND ".join(parts)
+
+    async def sync_once(self) -> int:
+        """Project what changed since the last cycle; returns how many runs were written."""
+        began = datetime.now(UTC)
+        try:
+            executions = [execution async for execution in self.client.list_workflows(self.query())]
+        except (RPCError, RuntimeError) as err:
+            if not self._temporal_down:
+                log.warning("run history: cannot list runs from Temporal: %s", _one_line(err))
+                self._temporal_down = True
+            return 0
+        if self._temporal_down:
+            self._temporal_down = False
+            log.info("run history: Temporal reachable again")
+        written = 0
+        pending_closes: list[datetime] = []
+        for execution in executions:
+            key = (execution.id, execution.run_id)
+            closed = _closed(execution.status)
+            if closed and key in self._finished:
+                continue
+            try:
+                if await self._project(execution, closed):
+                    written += 1
+                self._failures.pop(key, None)
+            except _Unreachable:
+                return written  # the checkpoint stays; the next cycle retries
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                if isinstance(err, RPCError) and err.status in _TRANSIENT:
+                    if not self._temporal_down:  # Temporal went away mid-cycle
+                        log.warning("run history: cannot read from Temporal: %s", _one_line(err))
+                        self._temporal_down = True
+                    return written
+                if self._failed(key, err) and execution.close_time is not None:
+                    pending_closes.append(execution.close_time)
+        self._advance(min([began, *pending_closes]))
+        if self.paused:
+            self.paused = False
+            log.info("run history caught up")
+        return written
+
+    # ------------------------------------------------------------------ one run
+
+    async def _project(self, execution: WorkflowExecution, closed: bool) -> bool:
+        """Write one run if it changed; False if there was nothing to write."""
+        key = (execution.id, execution.run_id)
+        if closed and await self._already_final(execution):
+            self._finished[key] = execution.close_time or datetime.now(UTC)
+            self._lengths.pop(key, None)
+            return False
+        snapshot = await self._read(execution, closed)
+        if snapshot is None:
+            return False
+        await self._write(snapshot)
+        if snapshot.close_time is not None:
+            self._finished[key] = snapshot.close_time
+            self._lengths.pop(key, None)
+        else:
+            self._lengths[key] = snapshot.history_length
+        return True
+
+    async def _already_final(self, execution: WorkflowExecution) -> bool:
+        """A closed run stored with its final status (by us before a restart, or a peer)."""
+        try:
+            stored = await self.store.run(execution.id, execution.run_id)
+        except Exception as err:
+            if _unreachable(err):
+                self._outage(err)
+                raise _Unreachable from err
+            raise
+        # Steps are written after the run, in one transaction: none means a crash between.
+        return (
+            stored is not None
+            and stored.get("status") == status_name(execution.status)
+            and bool(stored.get("steps"))
+        )
+
+    async def _read(self, execution: WorkflowExecution, closed: bool) -> _Snapshot | None:
+        handle = self.client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        info = execution
+        pending: dict[str, int] = {}
+        if not closed:  # visibility may lag: describe says what the run is now
+            description = await handle.describe()
+            info = description
+            closed = _closed(description.status)
+            key = (execution.id, execution.run_id)
+            if not closed and self._lengths.get(key) == description.history_length:
+                return None
+            pending = {
+                activity.activity_id: activity.attempt
+                for activity in description.raw_description.pending_activities
+            }
+        status = status_name(info.status)
+        history = RunHistory()
+        started: list[Any] = []
+        async for event in handle.fetch_history_events():
+            history.feed(event)
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                started = await info.data_converter.decode(list(payloads))
+        run_input = started[0] if started and isinstance(started[0], dict) else {}
+        definition = run_input.get("definition") or {}
+        output, error = await _outcome(handle) if closed else (None, None)
+        query = await query_status(handle)
+        outputs = _outputs_from_result(definition, status, output, query)
+        if outputs is None:
+            outputs = await self._outputs(handle)
+        if closed and (query is None or outputs is None):
+            key = (execution.id, execution.run_id)
+            if self._failures.get(key, 0) < GIVE_UP_AFTER - 1:
+                raise _Incomplete("no worker answered the status and outputs queries")
+            # last try: what the history shows is better than nothing
+        memo = await info.memo()
+        run = RunRecord(
+            workflow_id=execution.id,
+            run_id=execution.run_id,
+            definition=str(memo.get("dsl_name") or definition.get("name") or ""),
+            version=str(memo.get("dsl_version") or definition.get("version") or ""),
+            definition_hash=str(memo.get("dsl_hash") or run_input.get("definition_hash") or ""),
+            status=status,
+            input=run_input.get("input"),
+            output=output,
+            error=error,
+            started_at=info.start_time,
+            ended_at=info.close_time if closed else None,
+        )
+        merged = merge_steps(query, history, pending)
+        steps = _steps(merged, query, outputs or {}, closed=closed)
+        return _Snapshot(
+            run=run,
+            steps=steps,
+            history_length=info.history_length,
+            close_time=(info.close_time or datetime.now(UTC)) if closed else None,
+        )
+
+    async def _outputs(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
+        """The `outputs` query's answer; None when no worker answered."""
+        try:
+            result = await handle.query(OUTPUTS_QUERY, rpc_timeout=_QUERY_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, TemporalError):
+            return None
+        return result if isinstance(result, dict) else None
+
+    async def _write(self, snapshot: _Snapshot) -> None:
+        try:
+            await self.store.upsert_run(snapshot.run)
+            await self.store.upsert_steps(
+                snapshot.run.workflow_id, snapshot.run.run_id, snapshot.steps
+            )
+        except Exception as err:
+            if _unreachable(err):
+                self._outage(err)
+                raise _Unreachable from err
+            raise
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _outage(self, err: BaseException) -> None:
+        if not self.paused:
+            self.paused = True
+            log.warning(
+                "run history paused: PostgreSQL unreachable: %s; will catch up", _one_line(err)
+            )
+
+    def _failed(self, key: _Key, err: Exception) -> bool:
+        """Count a failure that is not an outage; True while the run is still retried."""
+        if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+            return False  # gone from Temporal (retention): nothing left to project
+        count = self._failures.get(key, 0) + 1
+        if count >= GIVE_UP_AFTER:
+            self._failures.pop(key, None)
+            log.error(
+                "run history: giving up on run %s/%s after %d attempts: %s",
+                *key,
+                count,
+                _one_line(err),
+            )
+            return False
+        self._failures[key] = count
+        log.warning(
+            "run history: cannot project run %s/%s (attempt %d of %d): %s",
+            *key,
+            count,
+            GIVE_UP_AFTER,
+            _one_line(err),
+        )
+        return True
+
+    def _advance(self, to: datetime) -> None:
+        """Move the checkpoint forward (never back) and forget runs it leaves behind."""
+        if self.checkpoint is None or to > self.checkpoint:
+            self.checkpoint = to
+        horizon = self.checkpoint - 2 * self.margin
+        for key in [key for key, closed_at in self._finished.items() if closed_at < horizon]:
+            del self._finished[key]
+
+
+def _closed(status: WorkflowExecutionStatus | None) -> bool:
+    return status is not None and status not in (
+        WorkflowExecutionStatus.RUNNING,
+        WorkflowExecutionStatus.CONTINUED_AS_NEW,
+    )
+
+
+async def _outcome(handle: WorkflowHandle[Any, Any]) -> tuple[Any, str | None]:
+    """(output, error) of a closed run, as `tdsl status` shows them; unlike the client's
+    helper, an RPC error propagates rather than being recorded as the run's error."""
+    try:
+        return await handle.result(), None
+    except WorkflowFailureError as err:
+        return None, failure_message(err.cause if err.cause is not None else err)
+
+
+def _outputs_from_result(
+    definition: dict[str, Any], status: str, result: Any, query: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The step outputs of a completed run without its own `output`, read off its result.
+
+    Such a run's result is `{step_id: output}` of its completed top-level steps
+    (spec §3), so the `outputs` query, which replays the whole history on a closed
+    run, is needed only when nested steps (parallel branches) completed too.
+    """
+    if status != "COMPLETED" or definition.get("output") is not None or query is None:
+        return None
+    steps = query.get("steps")
+    if not isinstance(result, dict) or not isinstance(steps, dict):
+        return None
+    completed = [
+        step_id
+        for step_id, state in steps.items()
+        if isinstance(state, dict) and state.get("status") == "completed" and "[" not in step_id
+    ]
+    if not all(step_id in result for step_id in completed):
+        return None
+    return {step_id: result[step_id] for step_id in completed}
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _steps(
+    merged: dict[str, dict[str, Any]],
+    query: dict[str, Any] | None,
+    outputs: dict[str, Any],
+    *,
+    closed: bool,
+) -> list[StepRecord]:
+    """Step records: states and attempts merged as `tdsl status` does, plus times,
+    errors and outputs. A step still `running` in a closed run (terminated, timed
+    out) never finishes: it is recorded `cancelled`."""
+    states = query.get("steps") if query is not None else None
+    details: dict[str, Any] = states if isinstance(states, dict) else {}
+    records = []
+    for step_id, merged_state in merged.items():
+        detail = details.get(step_id)
+        detail = detail if isinstance(detail, dict) else {}
+        status = merged_state["status"]
+        if closed and status == "running":
+            status = "cancelled"
+        error = detail.get("error")
+        records.append(
+            StepRecord(
+                step_id=step_id,
+                status=status,
+                attempts=int(merged_state["attempts"]),
+                started_at=_time(detail.get("started_at")),
+                ended_at=_time(detail.get("ended_at")),
+                output=outputs.get(step_id) if status == "completed" else None,
+                error=error if isinstance(error, dict) else None,
+            )
+        )
+    return records
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+async def record_history(
+    client: Client,
+    database_url: str,
+    *,
+    task_queue: str | None = None,
+    interval: float = DEFAULT_INTERVAL,
+    retry: Iterable[float] = (1, 2, 5, 10, 30),
+) -> None:
+    """Connect (retrying in the background while PostgreSQL is not there), migrate once,
+    then run a `Projector` until cancelled. What the worker runs beside itself."""
+    delays = list(retry)
+    failures = 0
+    store: Store | None = None
+    try:
+        while store is None:
+            try:
+                # No pool floor: asyncpg would log a traceback on every retry to restore
+                # it while PostgreSQL is down; the projector reports outages itself.
+                store = await Store.connect(database_url, min_size=0, max_size=2)
+                await store.migrate()
+            except Exception as err:
+                if store is not None:
+                    with contextlib.suppress(Exception):
+                        await store.close()
+                    store = None
+                if failures == 0:
+                    log.warning(
+                        "run history paused: PostgreSQL unreachable: %s; will catch up",
+                        _one_line(err),
+                    )
+                await asyncio.sleep(delays[min(failures, len(delays) - 1)])
+                failures += 1
+        if failures:
+            log.info("run history: PostgreSQL reachable again")
+        log.info("run history recorded in PostgreSQL (task queue %r)", task_queue)
+        await Projector(client, store, task_queue=task_queue, interval=interval).run()
+    finally:
+        if store is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(store.close(), timeout=5)
