@@ -31,7 +31,9 @@ import temporalio
 from temporalio.client import Client
 
 from benchmarks import harness, scenarios
+from benchmarks.history import history_cost
 from benchmarks.scenarios import Scenario
+from benchmarks.validation import validation_seconds
 from interpreter.contract import WORKFLOW_NAME
 from interpreter.servers import find_binary, start_local_env
 
@@ -51,6 +53,7 @@ class Sizes:
     starts: int
     repetitions: int
     foreach: int
+    validate: int
 
 
 FULL = Sizes(
@@ -62,6 +65,7 @@ FULL = Sizes(
     starts=50,
     repetitions=3,
     foreach=10_000,
+    validate=10_000,
 )
 QUICK = Sizes(
     chain=50,
@@ -72,6 +76,7 @@ QUICK = Sizes(
     starts=20,
     repetitions=1,
     foreach=500,
+    validate=1_000,
 )
 
 
@@ -342,6 +347,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
             await _timed(client, scenario, sizes.repetitions, results)
         await _starts(client, sample, sizes, results)
         foreach_seconds = await _foreach(client, sizes.foreach)
+        print("run history on vs off", flush=True)
+        history = await history_cost(client, timed[0], sizes.repetitions)
 
         cpu = [small[0], timed[0], small[1], timed[1], timed[2]]
         table = _table(results, timed, cpu)
@@ -367,6 +374,17 @@ async def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"foreach over {sizes.foreach} items (interpreter only, batched through child "
         f"workflows of 200): {foreach_seconds:.1f} s, one run"
+    )
+    print(
+        f"{timed[0].label}, run history off {history.off:.2f} s, on {history.on:.2f} s: "
+        f"on/off {history.on / history.off:.3f} (target <= 1.10); the history was complete "
+        f"{history.lag:.2f} s after the run ended"
+    )
+    validation = validation_seconds(sizes.validate)
+    print(
+        f"load + validate a generated {sizes.validate}-step definition: "
+        + ", ".join(f"{kind} {seconds:.2f} s" for kind, seconds in validation.items())
+        + " (target < 1 s)"
     )
     print()
     print(
