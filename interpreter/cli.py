@@ -593,6 +593,8 @@ async def _dev_async(args: argparse.Namespace, state_dir: Path, database_url: st
                 print(f"PostgreSQL           {database_url}")
             print(f"Worker               task queue {queue!r}")
             print(f"Try                  {prefix}tdsl run definitions/sample-workflow.json --wait")
+            if database_url:
+                print(f"Run history          DATABASE_URL='{database_url}' tdsl runs")
             print("Ctrl-C stops the worker, then the server.", flush=True)
             await stop.wait()
 
