@@ -31,6 +31,7 @@ from interpreter.cli_support import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    STEP_STYLES,
     positive_int,
     print_diagnostics,
     print_json,
@@ -257,15 +258,6 @@ def _schema(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- runs
 
-_STEP_STYLES = {
-    "pending": "dim",
-    "running": "yellow",
-    "completed": "green",
-    "skipped": "dim",
-    "failed": "bold red",
-    "cancelled": "magenta",
-}
-
 
 def _exit_for(state: dict[str, Any]) -> int:
     return EXIT_OK if state["status"] == "COMPLETED" else EXIT_FAILED
@@ -297,7 +289,7 @@ def _steps_table(state: dict[str, Any]) -> Any:
     table.add_column("status")
     table.add_column("attempts", justify="right")
     for step_id, step in state["steps"].items():
-        style = _STEP_STYLES.get(step["status"], "")
+        style = STEP_STYLES.get(step["status"], "")
         table.add_row(Text(step_id), Text(step["status"], style=style), str(step["attempts"] or ""))
     return table
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dsl.errors import DefinitionError, DslError, InputError
-from interpreter.cli_support import positive_int, print_diagnostics, print_json
+from interpreter.cli_support import STEP_STYLES, positive_int, print_diagnostics, print_json
 
 if TYPE_CHECKING:
     from activities.store import Store
@@ -43,14 +43,6 @@ _RUN_STYLES = {
     "CANCELED": "magenta",
     "TERMINATED": "red",
     "TIMED_OUT": "red",
-}
-_STEP_STYLES = {
-    "pending": "dim",
-    "running": "yellow",
-    "completed": "green",
-    "skipped": "dim",
-    "failed": "bold red",
-    "cancelled": "magenta",
 }
 
 
@@ -347,7 +339,7 @@ def _print_run(run: dict[str, Any]) -> None:
     for step in run["steps"]:
         steps.add_row(
             Text(step["step_id"]),
-            Text(step["status"], style=_STEP_STYLES.get(step["status"], "")),
+            Text(step["status"], style=STEP_STYLES.get(step["status"], "")),
             str(step["attempts"] or ""),
             _when(step["started_at"]),
             _took(step["started_at"], step["ended_at"]),

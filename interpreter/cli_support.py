@@ -14,10 +14,21 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "STEP_STYLES",
     "positive_int",
     "print_diagnostics",
     "print_json",
 ]
+
+STEP_STYLES = {
+    "pending": "dim",
+    "running": "yellow",
+    "completed": "green",
+    "skipped": "dim",
+    "failed": "bold red",
+    "cancelled": "magenta",
+}
+"""How a step status is coloured wherever a table of steps is printed."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -489,27 +489,21 @@ class DslWorkflow:
     async def _task(self, step: TaskStep, frame: _Frame) -> Any:
         settings = self._settings(step)
         parameters = render(step.parameters, frame.context)
-        retry = _temporal_retry(settings.retry_policy)
+        options: dict[str, Any] = {
+            "activity_id": step.id + frame.suffix,
+            "start_to_close_timeout": settings.timeout,
+            "schedule_to_close_timeout": step.schedule_to_close_timeout,
+            "retry_policy": _temporal_retry(settings.retry_policy),
+            "summary": _summary(step, frame),
+        }
         if step.local:
-            return await workflow.execute_local_activity(
-                step.action,
-                parameters,
-                activity_id=step.id + frame.suffix,
-                start_to_close_timeout=settings.timeout,
-                schedule_to_close_timeout=step.schedule_to_close_timeout,
-                retry_policy=retry,
-                summary=_summary(step, frame),
-            )
+            return await workflow.execute_local_activity(step.action, parameters, **options)
         return await workflow.execute_activity(
             step.action,
             parameters,
-            activity_id=step.id + frame.suffix,
             task_queue=settings.task_queue,
-            start_to_close_timeout=settings.timeout,
-            schedule_to_close_timeout=step.schedule_to_close_timeout,
             heartbeat_timeout=settings.heartbeat_timeout,
-            retry_policy=retry,
-            summary=_summary(step, frame),
+            **options,
         )
 
     def _settings(self, step: TaskStep) -> StepSettings:
