@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from dsl.catalog import Catalog
-from dsl.errors import DefinitionError, DslError, InputError, NotFoundError
+from dsl.errors import DefinitionError, DslError, InputError
 from dsl.render import FORMATS, render
 from dsl.schema import schema_text
 from dsl.validate import validate_file
@@ -32,13 +32,18 @@ from interpreter.cli_support import (
     EXIT_OK,
     EXIT_USAGE,
     STEP_STYLES,
+    activity_names_of,
+    add_connection_options,
+    add_definition_options,
+    client_for,
     positive_int,
     print_diagnostics,
     print_json,
+    task_queue_of,
 )
 
 if TYPE_CHECKING:
-    from temporalio.client import Client, WorkflowHandle
+    from temporalio.client import WorkflowHandle
 
 __all__ = ["main"]
 
@@ -60,13 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check definitions; one line per problem")
     validate.add_argument("files", nargs="+", metavar="FILE")
-    _add_definition_options(validate)
+    add_definition_options(validate)
     validate.set_defaults(handler=_validate)
 
     graph = commands.add_parser("graph", help="print a definition's DAG")
     graph.add_argument("file", metavar="FILE")
     graph.add_argument("--format", choices=FORMATS, default="mermaid")
-    _add_definition_options(graph)
+    add_definition_options(graph)
     graph.set_defaults(handler=_graph)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the language")
@@ -91,8 +96,8 @@ def _add_run_commands(commands: Any) -> None:
     run.add_argument(
         "--task-queue", metavar="Q", help="default TEMPORAL_TASK_QUEUE or temporal-dsl"
     )
-    _add_definition_options(run)
-    _add_connection_options(run)
+    add_definition_options(run)
+    add_connection_options(run)
     # Nothing is started when the definition is invalid: exit 2, like bad input.
     run.set_defaults(handler=_run, definition_exit_code=EXIT_USAGE, uses_temporal=True)
 
@@ -100,14 +105,14 @@ def _add_run_commands(commands: Any) -> None:
     status.add_argument("workflow_id", metavar="ID")
     status.add_argument("--wait", action="store_true", help="follow the run until it ends")
     status.add_argument("--json", action="store_true", help="print one JSON object")
-    _add_connection_options(status)
+    add_connection_options(status)
     status.set_defaults(handler=_status, uses_temporal=True)
 
     signal = commands.add_parser("signal", help="send a signal to a run (for a `signal` step)")
     signal.add_argument("workflow_id", metavar="ID")
     signal.add_argument("name", metavar="NAME")
     signal.add_argument("--payload", metavar="JSON|@FILE", help="the signal's payload")
-    _add_connection_options(signal)
+    add_connection_options(signal)
     signal.set_defaults(handler=_signal, uses_temporal=True)
 
     for name, help_text in (
@@ -116,7 +121,7 @@ def _add_run_commands(commands: Any) -> None:
     ):
         control = commands.add_parser(name, help=help_text)
         control.add_argument("workflow_id", metavar="ID")
-        _add_connection_options(control)
+        add_connection_options(control)
         control.set_defaults(handler=_control, uses_temporal=True)
 
     cancel = commands.add_parser(
@@ -126,13 +131,13 @@ def _add_run_commands(commands: Any) -> None:
     cancel.add_argument(
         "--native", action="store_true", help="use Temporal's cancellation request, not the signal"
     )
-    _add_connection_options(cancel)
+    add_connection_options(cancel)
     cancel.set_defaults(handler=_control, uses_temporal=True)
 
     terminate = commands.add_parser("terminate", help="end a run at once, without compensation")
     terminate.add_argument("workflow_id", metavar="ID")
     terminate.add_argument("--reason", metavar="R", help="recorded in the run's history")
-    _add_connection_options(terminate)
+    add_connection_options(terminate)
     terminate.set_defaults(handler=_control, uses_temporal=True)
 
 
@@ -149,7 +154,7 @@ def _add_server_commands(commands: Any) -> None:
         "--task-queue", metavar="Q", help="default TEMPORAL_TASK_QUEUE or temporal-dsl"
     )
     worker.add_argument("--max-concurrent-activities", type=positive_int, metavar="N", default=None)
-    _add_connection_options(worker)
+    add_connection_options(worker)
     worker.set_defaults(handler=_worker, uses_temporal=True)
 
     dev = commands.add_parser(
@@ -170,13 +175,6 @@ def _add_server_commands(commands: Any) -> None:
     cli_schedules.register(commands)
 
 
-def _add_connection_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--address", metavar="HOST:PORT", help="Temporal frontend (default TEMPORAL_ADDRESS)"
-    )
-    command.add_argument("--namespace", metavar="NS", help="default TEMPORAL_NAMESPACE or default")
-
-
 def _port(text: str) -> int:
     value = positive_int(text)
     if value > 65535:
@@ -184,39 +182,8 @@ def _port(text: str) -> int:
     return value
 
 
-def _add_definition_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--definitions",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="more directories where subworkflow definitions are looked up",
-    )
-    command.add_argument(
-        "--activities",
-        action="append",
-        default=None,
-        metavar="MODULE",
-        help="activity modules a worker registers; unknown actions then become errors",
-    )
-
-
-def _activity_names(modules: list[str] | None) -> set[str] | None:
-    """Names the worker would register, when the user told us its modules."""
-    if modules is None:
-        return None
-    from activities.builtin import BuiltinActivities
-    from activities.registry import activity_names, default_activities, load_activities
-
-    try:
-        extra = load_activities(modules)
-    except NotFoundError as exc:
-        raise InputError(str(exc)) from None
-    return set(activity_names([*default_activities(BuiltinActivities()), *extra]))
-
-
 def _validate(args: argparse.Namespace) -> int:
-    names = _activity_names(args.activities)
+    names = activity_names_of(args.activities)
     failed = False
     for file in args.files:
         try:
@@ -245,7 +212,7 @@ def _graph(args: argparse.Namespace) -> int:
         args.file,
         definitions=args.definitions,
         catalog=_registry(),
-        activities=_activity_names(args.activities),
+        activities=activity_names_of(args.activities),
     )
     sys.stdout.write(render(checked.graph, args.format))
     return EXIT_OK
@@ -261,19 +228,6 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _exit_for(state: dict[str, Any]) -> int:
     return EXIT_OK if state["status"] == "COMPLETED" else EXIT_FAILED
-
-
-def _task_queue(args: argparse.Namespace) -> str:
-    from interpreter.connection import task_queue
-
-    queue: str = args.task_queue or task_queue()
-    return queue
-
-
-async def _client(args: argparse.Namespace) -> Client:
-    from interpreter.client import open_client
-
-    return await open_client(address=args.address, namespace=args.namespace)
 
 
 def _steps_table(state: dict[str, Any]) -> Any:
@@ -369,7 +323,7 @@ def _run(args: argparse.Namespace) -> int:
         args.file,
         input_text=args.input,
         definitions=args.definitions,
-        activities=_activity_names(args.activities),
+        activities=activity_names_of(args.activities),
     )
     return asyncio.run(_run_async(args, run_input))
 
@@ -377,9 +331,9 @@ def _run(args: argparse.Namespace) -> int:
 async def _run_async(args: argparse.Namespace, run_input: Any) -> int:
     from interpreter.client import run_json, start_run, ui_link, wait_for_run
 
-    client = await _client(args)
+    client = await client_for(args)
     handle = await start_run(
-        client, run_input, workflow_id=args.workflow_id, task_queue=_task_queue(args)
+        client, run_input, workflow_id=args.workflow_id, task_queue=task_queue_of(args)
     )
     if args.json:
         state = await wait_for_run(handle)
@@ -399,7 +353,7 @@ def _status(args: argparse.Namespace) -> int:
 async def _status_async(args: argparse.Namespace) -> int:
     from interpreter.client import get_handle, run_status, ui_link, wait_for_run
 
-    client = await _client(args)
+    client = await client_for(args)
     handle = get_handle(client, args.workflow_id)
     if args.json:
         state = await (wait_for_run(handle) if args.wait else run_status(handle))
@@ -424,7 +378,7 @@ def _signal(args: argparse.Namespace) -> int:
     )
 
     async def send() -> None:
-        await signal_run(await _client(args), args.workflow_id, args.name, payload)
+        await signal_run(await client_for(args), args.workflow_id, args.name, payload)
 
     asyncio.run(send())
     print(f"signal {args.name!r} sent to {args.workflow_id}")
@@ -436,7 +390,7 @@ def _control(args: argparse.Namespace) -> int:
     from interpreter import client as runs
 
     async def send() -> None:
-        client = await _client(args)
+        client = await client_for(args)
         if args.command == "pause":
             await runs.pause_run(client, args.workflow_id)
         elif args.command == "resume":
@@ -470,15 +424,15 @@ def _configure_logging() -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    _activity_names(args.activities)  # a bad module is exit 2 before connecting
+    activity_names_of(args.activities)  # a bad module is exit 2 before connecting
     _configure_logging()
 
     async def serve() -> None:
         from interpreter.worker import run_worker
 
         await run_worker(
-            await _client(args),
-            task_queue=_task_queue(args),
+            await client_for(args),
+            task_queue=task_queue_of(args),
             activity_modules=args.activities,
             max_concurrent_activities=args.max_concurrent_activities,
         )
@@ -534,7 +488,7 @@ def _dev_postgres(state_dir: Path, enabled: bool) -> Iterator[str | None]:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    _activity_names(args.activities)
+    activity_names_of(args.activities)
     if args.port == args.ui_port:
         raise InputError("--port and --ui-port must differ")
     ip = "127.0.0.1"

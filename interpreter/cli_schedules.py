@@ -12,14 +12,21 @@ import asyncio
 import sys
 from typing import Any
 
-from interpreter.cli_support import EXIT_OK, print_json
+from interpreter.cli_support import (
+    EXIT_OK,
+    activity_names_of,
+    add_connection_options,
+    add_definition_options,
+    client_for,
+    print_json,
+    task_queue_of,
+)
 
 __all__ = ["register"]
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add this area's commands to `tdsl`."""
-    from interpreter import cli
 
     deploy = commands.add_parser(
         "deploy", help="create, update and remove the Temporal Schedules of a file's triggers"
@@ -30,14 +37,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="Q",
         help="where scheduled runs go (default TEMPORAL_TASK_QUEUE or temporal-dsl)",
     )
-    cli._add_definition_options(deploy)
-    cli._add_connection_options(deploy)
+    add_definition_options(deploy)
+    add_connection_options(deploy)
     deploy.set_defaults(handler=_deploy, uses_temporal=True)
 
     schedules = commands.add_parser("schedules", help="list the schedules `tdsl deploy` created")
     schedules.add_argument("--definition", metavar="NAME", help="only this definition's")
     schedules.add_argument("--json", action="store_true", help="print one JSON list")
-    cli._add_connection_options(schedules)
+    add_connection_options(schedules)
     schedules.set_defaults(handler=_schedules, uses_temporal=True)
 
     tasks = commands.add_parser(
@@ -45,7 +52,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     tasks.add_argument("workflow_id", metavar="ID")
     tasks.add_argument("--json", action="store_true", help="print one JSON list")
-    cli._add_connection_options(tasks)
+    add_connection_options(tasks)
     tasks.set_defaults(handler=_tasks, uses_temporal=True)
 
     complete = commands.add_parser(
@@ -53,7 +60,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     complete.add_argument("token", metavar="TOKEN", help="as `tdsl tasks ID` prints it")
     complete.add_argument("--result", metavar="JSON|@FILE", help="the step's output (default null)")
-    cli._add_connection_options(complete)
+    add_connection_options(complete)
     complete.set_defaults(handler=_complete, uses_temporal=True)
 
     fail = commands.add_parser("fail", help="fail a waiting task (a human.task step) by its token")
@@ -62,21 +69,20 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     fail.add_argument(
         "--type", dest="error_type", metavar="T", help="error type (default TaskFailed)"
     )
-    cli._add_connection_options(fail)
+    add_connection_options(fail)
     fail.set_defaults(handler=_fail, uses_temporal=True)
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from interpreter import cli
     from interpreter.schedules import deploy, plan_deploy
 
     plan = plan_deploy(
-        args.file, definitions=args.definitions, activities=cli._activity_names(args.activities)
+        args.file, definitions=args.definitions, activities=activity_names_of(args.activities)
     )
 
     async def run() -> list[Any]:
-        client = await cli._client(args)
-        return await deploy(client, plan, task_queue=cli._task_queue(args))
+        client = await client_for(args)
+        return await deploy(client, plan, task_queue=task_queue_of(args))
 
     changes = asyncio.run(run())
     for change in changes:
@@ -87,11 +93,10 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _schedules(args: argparse.Namespace) -> int:
-    from interpreter import cli
     from interpreter.schedules import list_schedules
 
     async def run() -> list[dict[str, Any]]:
-        return await list_schedules(await cli._client(args), definition=args.definition)
+        return await list_schedules(await client_for(args), definition=args.definition)
 
     found = asyncio.run(run())
     if args.json:
@@ -129,11 +134,10 @@ def _schedules(args: argparse.Namespace) -> int:
 
 
 def _tasks(args: argparse.Namespace) -> int:
-    from interpreter import cli
     from interpreter.schedules import pending_tasks
 
     async def run() -> list[dict[str, Any]]:
-        return await pending_tasks(await cli._client(args), args.workflow_id)
+        return await pending_tasks(await client_for(args), args.workflow_id)
 
     found = asyncio.run(run())
     if args.json:
@@ -155,7 +159,6 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from interpreter import cli
     from interpreter.client import parse_json_argument
     from interpreter.schedules import complete_task, parse_token
 
@@ -163,7 +166,7 @@ def _complete(args: argparse.Namespace) -> int:
     result = parse_json_argument(args.result, what="--result") if args.result is not None else None
 
     async def run() -> None:
-        await complete_task(await cli._client(args), token, result)
+        await complete_task(await client_for(args), token, result)
 
     asyncio.run(run())
     print("task completed")
@@ -171,13 +174,12 @@ def _complete(args: argparse.Namespace) -> int:
 
 
 def _fail(args: argparse.Namespace) -> int:
-    from interpreter import cli
     from interpreter.schedules import fail_task, parse_token
 
     token = parse_token(args.token)
 
     async def run() -> None:
-        await fail_task(await cli._client(args), token, args.message, error_type=args.error_type)
+        await fail_task(await client_for(args), token, args.message, error_type=args.error_type)
 
     asyncio.run(run())
     print("task failed")

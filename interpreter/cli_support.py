@@ -6,18 +6,26 @@ import argparse
 import json
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dsl.errors import DefinitionError
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+from dsl.errors import DefinitionError, InputError, NotFoundError
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
     "STEP_STYLES",
+    "activity_names_of",
+    "add_connection_options",
+    "add_definition_options",
+    "client_for",
     "positive_int",
     "print_diagnostics",
     "print_json",
+    "task_queue_of",
 ]
 
 STEP_STYLES = {
@@ -62,3 +70,54 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
+
+
+def add_connection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--address", metavar="HOST:PORT", help="Temporal frontend (default TEMPORAL_ADDRESS)"
+    )
+    command.add_argument("--namespace", metavar="NS", help="default TEMPORAL_NAMESPACE or default")
+
+
+def add_definition_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--definitions",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="more directories where subworkflow definitions are looked up",
+    )
+    command.add_argument(
+        "--activities",
+        action="append",
+        default=None,
+        metavar="MODULE",
+        help="activity modules a worker registers; unknown actions then become errors",
+    )
+
+
+def activity_names_of(modules: list[str] | None) -> set[str] | None:
+    """Names the worker would register, when the user told us its modules."""
+    if modules is None:
+        return None
+    from activities.builtin import BuiltinActivities
+    from activities.registry import activity_names, default_activities, load_activities
+
+    try:
+        extra = load_activities(modules)
+    except NotFoundError as exc:
+        raise InputError(str(exc)) from None
+    return set(activity_names([*default_activities(BuiltinActivities()), *extra]))
+
+
+def task_queue_of(args: argparse.Namespace) -> str:
+    from interpreter.connection import task_queue
+
+    queue: str = args.task_queue or task_queue()
+    return queue
+
+
+async def client_for(args: argparse.Namespace) -> Client:
+    from interpreter.client import open_client
+
+    return await open_client(address=args.address, namespace=args.namespace)
