@@ -12,7 +12,14 @@ from typing import Any
 
 from dsl.models import Definition, RetryPolicy, StepBase, StepDefaults
 
-__all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUT", "POLICIES", "StepSettings", "step_settings"]
+__all__ = [
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT",
+    "POLICIES",
+    "StepSettings",
+    "base_settings",
+    "step_settings",
+]
 
 POLICIES: dict[str, StepDefaults] = {
     "default-retry-policy": StepDefaults(
@@ -62,19 +69,11 @@ class StepSettings:
     task_queue: str | None
 
 
-def step_settings(definition: Definition, step: StepBase) -> StepSettings:
-    """Engine defaults < policies (in order) < the definition's defaults < the step."""
+def base_settings(definition: Definition) -> StepSettings:
+    """What a step that sets nothing runs with: engine defaults < policies < definition defaults."""
     layers: list[StepDefaults] = [StepDefaults(timeout=DEFAULT_TIMEOUT, retry_policy=DEFAULT_RETRY)]
     layers += [POLICIES[name] for name in definition.policies if name in POLICIES]
     layers.append(definition.defaults)
-    layers.append(
-        StepDefaults(
-            timeout=step.timeout,
-            retry_policy=step.retry_policy,
-            heartbeat_timeout=getattr(step, "heartbeat_timeout", None),
-            task_queue=getattr(step, "task_queue", None),
-        )
-    )
     timeout = DEFAULT_TIMEOUT
     retry: dict[str, Any] = {}
     heartbeat: timedelta | None = None
@@ -90,4 +89,24 @@ def step_settings(definition: Definition, step: StepBase) -> StepSettings:
         retry_policy=RetryPolicy.model_validate(retry),
         heartbeat_timeout=heartbeat,
         task_queue=queue,
+    )
+
+
+def step_settings(
+    definition: Definition, step: StepBase, base: StepSettings | None = None
+) -> StepSettings:
+    """The step's own keys over `base_settings` (pass `base` to compute it once per run)."""
+    base = base or base_settings(definition)
+    heartbeat = getattr(step, "heartbeat_timeout", None)
+    queue = getattr(step, "task_queue", None)
+    if step.timeout is None and step.retry_policy is None and heartbeat is None and queue is None:
+        return base
+    retry = base.retry_policy
+    if step.retry_policy is not None:
+        retry = retry.model_copy(update=step.retry_policy.model_dump(exclude_none=True))
+    return StepSettings(
+        timeout=step.timeout or base.timeout,
+        retry_policy=retry,
+        heartbeat_timeout=heartbeat or base.heartbeat_timeout,
+        task_queue=queue or base.task_queue,
     )

@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStep,
         WaitStep,
     )
-    from dsl.policies import StepSettings, step_settings
+    from dsl.policies import StepSettings, base_settings, step_settings
     from interpreter.contract import (
         CANCEL_RUN_ACTIVITY,
         CANCEL_SIGNAL,
@@ -158,6 +158,7 @@ class DslWorkflow:
         self.cancel_requested = False
         self.compensations: list[tuple[TaskStep, _Frame, Any]] = []
         self.settings: dict[str, StepSettings] = {}
+        self.base_settings: StepSettings | None = None
         self.index_offset = 0
         try:
             self.definition = Definition.model_validate(run.definition)
@@ -510,7 +511,11 @@ class DslWorkflow:
         """Merged once per step: the same for every run of it (foreach items, retries)."""
         found = self.settings.get(step.id)
         if found is None:
-            found = self.settings[step.id] = step_settings(self.definition, step)
+            if self.base_settings is None:
+                self.base_settings = base_settings(self.definition)
+            found = self.settings[step.id] = step_settings(
+                self.definition, step, self.base_settings
+            )
         return found
 
     def _decision(self, step: DecisionStep, frame: _Frame) -> dict[str, Any]:
