@@ -306,5 +306,5 @@ def test_every_example_has_a_valid_demo_input(file: str) -> None:
     plan = load_plan(ROOT / "definitions" / file)
     input_text = f"@{plan.input_file}" if plan.input_file else None
     run_input, _ = prepare_run(plan.file, input_text=input_text)
-    assert plan.expect == "COMPLETED"
+    assert plan.expect in ("COMPLETED", "FAILED")  # refund-saga shows a failing run on purpose
     json.dumps(run_input.input)
