@@ -21,6 +21,7 @@ from interpreter.servers import (
     start_local_env,
     start_time_skipping_env,
 )
+from tests.support.runs import interpreter_worker
 
 settings.register_profile("ci", deadline=None, max_examples=100, derandomize=False)
 settings.register_profile("dev", deadline=None, max_examples=50)
@@ -73,23 +74,5 @@ def task_queue() -> str:
 @pytest.fixture
 async def worker(client: Client, task_queue: str) -> AsyncIterator[str]:
     """A real worker for the interpreter and the shipped activities on a fresh task queue."""
-    from temporalio.worker import Worker
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
-    from activities.builtin import BuiltinActivities
-    from activities.registry import default_activities
-    from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
-
-    builtin = BuiltinActivities()
-    runner = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-    )
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[DslWorkflow],
-        activities=default_activities(builtin),
-        workflow_runner=runner,
-    ):
+    async with interpreter_worker(client, task_queue):
         yield task_queue
-    await builtin.close()

@@ -15,14 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.builtin import BuiltinActivities
-from activities.registry import default_activities
 from interpreter.servers import start_local_env
-from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
-from tests.support.runs import DEFINITIONS, start
+from tests.support.runs import DEFINITIONS, interpreter_worker, start
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
@@ -133,22 +128,11 @@ async def record(client: Client, name: str, overwrite: bool) -> None:
 async def main(overwrite: bool) -> None:
     HISTORIES.mkdir(exist_ok=True)
     env = await start_local_env()
-    builtin = BuiltinActivities()
-    runner = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-    )
     try:
-        async with Worker(
-            env.client,
-            task_queue=TASK_QUEUE,
-            workflows=[DslWorkflow],
-            activities=default_activities(builtin),
-            workflow_runner=runner,
-        ):
+        async with interpreter_worker(env.client, TASK_QUEUE):
             for name in CASES:
                 await record(env.client, name, overwrite)
     finally:
-        await builtin.close()
         await env.shutdown()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -10,13 +9,8 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.builtin import BuiltinActivities
-from activities.registry import default_activities
-from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
-from tests.support.runs import start, statuses
+from tests.support.runs import interpreter_worker, start, statuses, wait_for_step
 
 pytestmark = pytest.mark.integration
 
@@ -102,8 +96,7 @@ async def test_cancel_compensates_but_does_not_run_on_failure(
     client: Client, worker: str, how: str
 ) -> None:
     handle = await start(client, worker, _saga(c_action="sleep", c_params="seconds: 60"))
-    while (await statuses(handle)).get("c") != "running":
-        await asyncio.sleep(0.05)
+    await wait_for_step(handle, "c")
     await (handle.signal("cancel") if how == "signal" else handle.cancel())
     with pytest.raises(WorkflowFailureError):
         await handle.result()
@@ -173,18 +166,8 @@ async def test_large_foreach_runs_in_batches_of_child_workflows(
 @pytest.fixture
 async def time_worker(time_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[str]:
     """A worker on the time-skipping test server, where durable timers pass at once."""
-    builtin = BuiltinActivities()
-    async with Worker(
-        time_env.client,
-        task_queue=task_queue,
-        workflows=[DslWorkflow],
-        activities=default_activities(builtin),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
-    ):
+    async with interpreter_worker(time_env.client, task_queue):
         yield task_queue
-    await builtin.close()
 
 
 async def test_signal_timeout_fails_the_step_and_continue_on_error_absorbs_it(

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
+from interpreter.worker import workflow_runner
+from interpreter.workflow import DslWorkflow
 from tests.record_histories import replay_id
 
 HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
@@ -25,12 +25,7 @@ def test_histories_are_recorded() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
-    replayer = Replayer(
-        workflows=[DslWorkflow],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
-    )
+    replayer = Replayer(workflows=[DslWorkflow], workflow_runner=workflow_runner())
     history = WorkflowHistory.from_json(replay_id(path.stem), path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
@@ -40,13 +35,12 @@ REPLAY_ALL = """
 import asyncio, pathlib, sys
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
+from interpreter.worker import workflow_runner
+from interpreter.workflow import DslWorkflow
 from tests.record_histories import replay_id
 
 async def main() -> None:
-    replayer = Replayer(workflows=[DslWorkflow], workflow_runner=SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)))
+    replayer = Replayer(workflows=[DslWorkflow], workflow_runner=workflow_runner())
     for path in sorted(pathlib.Path("tests/histories").glob("*.json")):
         history = WorkflowHistory.from_json(replay_id(path.stem), path.read_text())
         await replayer.replay_workflow(history, raise_on_replay_failure=True)

@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from tests.support.runs import DEFINITIONS, start, statuses
+from tests.support.runs import DEFINITIONS, start, statuses, wait_for_step
 
 pytestmark = pytest.mark.integration
 
@@ -336,8 +336,7 @@ async def test_pause_holds_new_steps_and_resume_releases_them(client: Client, wo
         "name: p\nsteps:\n  - {id: a, action: sleep, parameters: {seconds: 0.5}}\n"
         "  - {id: b, action: echo, dependencies: [a]}\n",
     )
-    while (await statuses(handle))["a"] != "running":
-        await asyncio.sleep(0.05)
+    await wait_for_step(handle, "a")
     await handle.signal("pause")
     await asyncio.sleep(1.5)
     answer = await handle.query("status")
@@ -356,8 +355,7 @@ async def test_cancel_ends_the_run_canceled(client: Client, worker: str, how: st
         "name: c\nsteps:\n  - {id: a, action: sleep, parameters: {seconds: 60}}\n"
         "  - {id: b, action: echo, dependencies: [a]}\n",
     )
-    while (await statuses(handle))["a"] != "running":
-        await asyncio.sleep(0.1)
+    await wait_for_step(handle, "a")
     if how == "signal":
         await handle.signal("cancel")
     else:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -57,3 +61,28 @@ async def statuses(handle: WorkflowHandle[Any, Any]) -> dict[str, str]:
     """Step id → status, from the workflow's status query."""
     answer = await handle.query("status")
     return {step_id: state["status"] for step_id, state in answer["steps"].items()}
+
+
+@contextlib.asynccontextmanager
+async def interpreter_worker(client: Client, task_queue: str) -> AsyncIterator[None]:
+    """The production worker (`build_worker`), stopping at once when the test is done."""
+    from activities.builtin import BuiltinActivities
+    from interpreter.worker import build_worker
+
+    builtin = BuiltinActivities()
+    try:
+        async with build_worker(
+            client, task_queue=task_queue, builtin=builtin, graceful_shutdown_timeout=timedelta(0)
+        ):
+            yield
+    finally:
+        await builtin.close()
+
+
+async def wait_for_step(
+    handle: WorkflowHandle[Any, Any], step_id: str, status: str = "running", timeout: float = 30.0
+) -> None:
+    """Poll the status query until `step_id` has `status` (bounded, so a test cannot hang)."""
+    async with asyncio.timeout(timeout):
+        while (await statuses(handle)).get(step_id) != status:
+            await asyncio.sleep(0.05)
