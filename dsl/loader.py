@@ -14,7 +14,9 @@ Positions live beside the data, not in it: a `SourceMap` from each value's path
 from __future__ import annotations
 
 import gc
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +56,7 @@ __all__ = [
     "load_file",
     "load_text",
     "paused_gc",
+    "read_bounded",
 ]
 
 MAX_BYTES = 16 * 1024 * 1024
@@ -124,17 +127,55 @@ class LoadedDocument:
     text: str
 
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_bounded(path: str | Path, limit: int = MAX_BYTES) -> bytes:
+    """The bytes of a regular file of at most *limit* bytes, never reading more.
+
+    `/dev/zero` or a FIFO would otherwise be read until memory runs out, and the
+    cap applied too late. The file is opened without blocking (a FIFO with no writer
+    would hang the open), checked to be a regular file, and read to *limit* + 1
+    bytes at most, so a file growing while read is caught too. Raises `OSError`
+    with a reason in `strerror` for anything refused.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        info = os.fstat(fd)
+        for is_kind, kind in _FILE_KINDS:
+            if is_kind(info.st_mode):
+                raise OSError(0, f"it is {kind}, not a regular file")
+        if info.st_size > limit:
+            raise OSError(0, f"file is {info.st_size} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = handle.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    raw = b"".join(chunks)
+    if len(raw) > limit:
+        raise OSError(0, f"file is over the limit of {limit} bytes")
+    return raw
+
+
 def load_file(path: str | Path) -> LoadedDocument:
     """Read and load a definition file; every problem becomes a `DefinitionError`."""
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = read_bounded(path, MAX_BYTES)
     except OSError as exc:
         raise DefinitionError(
             [Diagnostic(name, 1, 1, f"cannot read file: {exc.strerror}")]
         ) from None
-    if len(raw) > MAX_BYTES:
-        raise _fail(name, 1, 1, f"file is {len(raw)} bytes; the limit is {MAX_BYTES}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

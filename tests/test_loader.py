@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import pytest
 
 from dsl.errors import DefinitionError
-from dsl.loader import MAX_BYTES, MAX_DEPTH, Position, load_file, load_text
+from dsl.loader import MAX_BYTES, MAX_DEPTH, Position, load_file, load_text, read_bounded
 
 
 def _error(text: str) -> str:
@@ -140,3 +141,50 @@ def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.yaml"
     path.write_bytes(b"\xef\xbb\xbfa: 1\n")
     assert load_file(path).data == {"a": 1}
+
+
+def _diagnostic(path: Path | str) -> str:
+    with pytest.raises(DefinitionError) as caught:
+        load_file(path)
+    (diagnostic,) = caught.value.diagnostics
+    return str(diagnostic)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_devices_are_refused_without_reading() -> None:
+    """`tdsl validate /dev/zero` used to read until the host killed it (24 GB)."""
+    began = time.monotonic()
+    assert _diagnostic("/dev/zero") == (
+        "/dev/zero:1:1: error: cannot read file: it is a character device, not a regular file"
+    )
+    assert time.monotonic() - began < 1
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    assert _diagnostic(fifo).endswith("cannot read file: it is a FIFO, not a regular file")
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    assert "cannot read file" in _diagnostic(tmp_path)
+
+
+def test_a_huge_sparse_file_is_refused_by_its_size_without_reading_it(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(64 * 1024**3)  # 64 GiB of nothing, allocated lazily
+    began = time.monotonic()
+    assert _diagnostic(huge).endswith(f"the limit is {MAX_BYTES}")
+    assert time.monotonic() - began < 1
+
+
+def test_read_bounded_never_reads_past_the_cap(tmp_path: Path) -> None:
+    """A file whose size is not what stat says (/proc, growing files) is read to cap + 1."""
+    proc = Path("/proc/self/maps")
+    if proc.exists():  # st_size 0, content larger than a tiny cap
+        with pytest.raises(OSError, match="over the limit of 10 bytes"):
+            read_bounded(proc, 10)
+    exact = tmp_path / "exact.yaml"
+    exact.write_bytes(b"a" * 100)
+    assert read_bounded(exact, 100) == b"a" * 100
