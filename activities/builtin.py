@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,10 +30,25 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-__all__ = ["MAX_RESULT_BYTES", "BuiltinActivities", "to_json_value"]
+from activities.http_guard import (
+    MAX_REDIRECTS,
+    ForbiddenAddressError,
+    HttpAllowList,
+    UnsafeUrlError,
+    check_url,
+    guarded_client,
+)
 
-MAX_RESULT_BYTES = 1_500_000
-"""Results above this fail cleanly: Temporal rejects payloads over 2 MB."""
+__all__ = ["MAX_RESULT_BYTES", "SQL_URL_VARIABLE", "BuiltinActivities", "to_json_value"]
+
+SQL_URL_VARIABLE = "TDSL_SQL_URL"
+"""The only database `sql.query` connects to; unset, `sql.query` is off."""
+
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+"""The most a built-in activity holds in memory for one result (an HTTP body is read
+no further). Temporal's own 2 MiB payload limit is not checked here: the worker's
+payload codec stores larger values outside the history, or fails the step with
+`PayloadTooLarge` when no store is configured (interpreter/payloads.py)."""
 
 _SLEEP_SLICE = 0.5  # seconds between heartbeats, so cancellation arrives promptly
 _LOG_LEVELS = {
@@ -174,14 +189,28 @@ class BuiltinActivities:
     """Holds the worker's shared resources; `activities()` are what the worker registers.
 
     The HTTP client and the asyncpg pool are created on first use (a worker that
-    never runs `sql.query` needs no database) and closed by `close()`.
+    never runs `sql.query` needs no database) and closed by `close()`. The pool
+    connects to `TDSL_SQL_URL` only, never to the project's own database.
     """
 
-    def __init__(self, database_url: str | None = None) -> None:
-        """*database_url* defaults to `DATABASE_URL`, read once, when the worker starts."""
-        self.database_url = database_url or os.environ.get("DATABASE_URL") or None
+    def __init__(
+        self,
+        sql_url: str | None = None,
+        *,
+        http_allow: HttpAllowList | str | Sequence[str] | None = None,
+    ) -> None:
+        """*sql_url* defaults to `TDSL_SQL_URL`, read once, when the worker starts.
+
+        Never `DATABASE_URL`: that is the registry and run history, which a
+        definition's author must not read or rewrite (docs/security.md).
+
+        *http_allow*: the internal hosts `http.request` may reach anyway
+        (`activities.http_guard`); default `TDSL_HTTP_ALLOW`, read once, here.
+        """
+        self.sql_url = sql_url or os.environ.get(SQL_URL_VARIABLE) or None
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        self.http_allow = HttpAllowList.coerce(http_allow)
         self._http: httpx.AsyncClient | None = None
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -262,6 +291,8 @@ class BuiltinActivities:
 
         4xx is non-retryable (`HttpError`) except 408 and 429, which are the server
         asking to come back later; 5xx, timeouts and connection errors are retried.
+        Internal addresses are refused on every hop (non-retryable `ForbiddenAddress`)
+        unless `TDSL_HTTP_ALLOW` allows them: see `activities.http_guard`.
         """
         _check_keys(
             "http.request",
@@ -282,12 +313,28 @@ class BuiltinActivities:
         }
         if "json" in params:
             request_args["json"] = params["json"]
-        if self._http is None:
-            self._http = httpx.AsyncClient(follow_redirects=True)
         try:
-            response = await self._http.request(method, url, **request_args)
+            check_url(url)  # before any I/O; redirects are checked by the client's hook
+        except UnsafeUrlError as err:
+            raise _invalid("http.request", f"bad url {err.url!r}: {err}") from None
+        except httpx.InvalidURL as err:
+            raise _invalid("http.request", f"bad url {url!r}: {err}") from None
+        if self._http is None:
+            self._http = guarded_client(self.http_allow)
+        try:
+            response, content = await self._fetch(method, url, request_args)
+        except ForbiddenAddressError as err:  # raised inside the transport, unwrapped
+            raise err.to_application_error() from None
+        except UnsafeUrlError as err:  # a redirect to file:, or with user info
+            raise _invalid("http.request", f"redirected to {err.url!r}: {err}") from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as err:
             raise _invalid("http.request", f"bad url {url!r}: {err}") from err
+        except httpx.TooManyRedirects as err:
+            raise ApplicationError(
+                f"{method} {url}: more than {MAX_REDIRECTS} redirects",
+                type="TooManyRedirects",
+                non_retryable=True,
+            ) from err
         except httpx.TimeoutException as err:
             raise ApplicationError(
                 f"{method} {url} timed out after {timeout:g}s", type="HttpTimeout"
@@ -296,18 +343,11 @@ class BuiltinActivities:
             raise ApplicationError(
                 f"{method} {url} failed: {err!r}", type="HttpConnectionError"
             ) from err
-        if len(response.content) > MAX_RESULT_BYTES:
-            raise ApplicationError(
-                f"{method} {url} returned {len(response.content)} bytes, "
-                f"over the {MAX_RESULT_BYTES} byte limit",
-                type="ResultTooLarge",
-                non_retryable=True,
-            )
-        body: Any = response.text
+        body: Any = content.decode(response.encoding or "utf-8", errors="replace")
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "application/json" or content_type.endswith("+json"):
             with contextlib.suppress(ValueError):  # declared JSON but is not: keep text
-                body = response.json()
+                body = json.loads(content)
         result = {"status": response.status_code, "headers": dict(response.headers), "body": body}
         if response.status_code >= 400:
             raise ApplicationError(
@@ -318,9 +358,37 @@ class BuiltinActivities:
             )
         return result
 
+    async def _fetch(
+        self, method: str, url: str, request_args: dict[str, Any]
+    ) -> tuple[httpx.Response, bytes]:
+        """Send the request and read the body, never more than `MAX_RESULT_BYTES`.
+
+        Reading first and measuring after would let one response fill the worker's
+        memory; a body over the cap fails the step without retry.
+        """
+        assert self._http is not None
+        request = self._http.build_request(method, url, **request_args)
+        response = await self._http.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_RESULT_BYTES:
+                    raise ApplicationError(
+                        f"{method} {url} returned more than {MAX_RESULT_BYTES} bytes, "
+                        "the most http.request reads",
+                        type="ResultTooLarge",
+                        non_retryable=True,
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return response, b"".join(chunks)
+
     @activity.defn(name="sql.query")
     async def sql_query(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Run one parameterised statement (`$1`, `$2`…) against `DATABASE_URL`.
+        """Run one parameterised statement (`$1`, `$2`…) against `TDSL_SQL_URL`.
 
         Arguments are adapted to the parameter types PostgreSQL infers, and results
         converted to JSON types. `row_count` is the rows returned or affected.
@@ -364,15 +432,16 @@ class BuiltinActivities:
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:
             return self._pool
-        if not self.database_url:
+        if not self.sql_url:
             raise ApplicationError(
-                "sql.query needs DATABASE_URL (or BuiltinActivities(database_url=...))",
+                f"sql.query is off: set {SQL_URL_VARIABLE} on the worker to the database "
+                "(and least-privilege role) definitions may use; see docs/security.md",
                 type="ConfigurationError",
                 non_retryable=True,
             )
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    self.database_url, min_size=0, max_size=10, init=_init_connection
+                    self.sql_url, min_size=0, max_size=10, init=_init_connection
                 )
         return self._pool

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from temporalio import activity
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 
 from activities import async_tasks, control, examples
 from activities.builtin import BuiltinActivities
@@ -25,6 +27,7 @@ __all__ = [
     "is_activity",
     "load_activities",
     "merge_activities",
+    "with_unknown_action_guard",
 ]
 
 
@@ -103,3 +106,31 @@ def _describe(fn: Callable[..., Any]) -> str:
     module = getattr(fn, "__module__", "?")
     qualname = getattr(fn, "__qualname__", repr(fn))
     return f"{module}.{qualname}"
+
+
+def with_unknown_action_guard(fns: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    """*fns* plus a catch-all that fails an unregistered `action` on its first attempt.
+
+    Without it the SDK answers an unknown activity with a retryable error, so a typo
+    in `action` costs the step's whole retry policy before it fails. A task queue's
+    workers are expected to register the same activities (Temporal's model); a
+    worker with different ones belongs on its own `task_queue`. A user module that
+    brings its own dynamic activity keeps it.
+    """
+    if any(activity_name(fn) is None for fn in fns):
+        return list(fns)
+    known = activity_names(fns)
+
+    @activity.defn(dynamic=True)
+    async def unknown_action(args: Sequence[RawValue]) -> Any:
+        info = activity.info()
+        shown = ", ".join(name for name in known if not name.startswith("tdsl."))
+        raise ApplicationError(
+            f"action {info.activity_type!r} is not registered by the workers of task queue "
+            f"{info.task_queue!r} (they have: {shown}); add its module with "
+            "`tdsl worker --activities MODULE` or fix the name",
+            type="NotFound",
+            non_retryable=True,
+        )
+
+    return [*fns, unknown_action]

@@ -35,8 +35,19 @@ def apply_defaults(schema: Any, value: Any) -> Any:
     return value
 
 
-def prepare_input(schema: dict[str, Any] | None, value: Any) -> Any:
-    """Defaults applied, then validated; an invalid input raises `InputError` naming the path."""
+def prepare_input(schema: dict[str, Any] | None, value: Any, *, require_object: bool = True) -> Any:
+    """Defaults applied, then validated; an invalid input raises `InputError` naming the path.
+
+    A run's input is always a JSON object (no input is `{}`): templates address it
+    as `input.<key>`, and a list or a string would only fail later, step by step.
+    *require_object* False is the old leniency, kept for runs that started before
+    the rule (the interpreter decides by `workflow.patched`).
+    """
+    if require_object:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise InputError(f"the run input must be a JSON object, got {_json_type(value)}")
     if schema is None:
         return value
     filled = apply_defaults(schema, value)
@@ -48,6 +59,16 @@ def prepare_input(schema: dict[str, Any] | None, value: Any) -> Any:
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise InputError("invalid input: " + "; ".join(reasons) + more)
     return filled
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else type(value).__name__
 
 
 def _where(path: list[Any]) -> str:

@@ -45,6 +45,10 @@ from interpreter.cli_support import (
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 
+    from activities.http_guard import HttpAllowList
+    from interpreter.dev_databases import DevDatabases
+    from interpreter.payloads import PayloadStore
+
 __all__ = ["main"]
 
 
@@ -154,6 +158,14 @@ def _add_server_commands(commands: Any) -> None:
         "--task-queue", metavar="Q", help="default TEMPORAL_TASK_QUEUE or temporal-dsl"
     )
     worker.add_argument("--max-concurrent-activities", type=positive_int, metavar="N", default=None)
+    worker.add_argument(
+        "--http-allow",
+        action="append",
+        default=[],
+        metavar="HOSTS",
+        help="internal hosts, host:ports, IPs or CIDR ranges http.request may reach "
+        "(comma-separated, repeatable; added to TDSL_HTTP_ALLOW)",
+    )
     add_connection_options(worker)
     worker.set_defaults(handler=_worker, uses_temporal=True)
 
@@ -168,6 +180,9 @@ def _add_server_commands(commands: Any) -> None:
     )
     dev.add_argument(
         "--no-postgres", action="store_true", help="do not start the embedded PostgreSQL"
+    )
+    dev.add_argument(
+        "--http-allow", action="append", default=[], metavar="HOSTS", help="as for `worker`"
     )
     dev.set_defaults(handler=_dev, uses_temporal=True)
 
@@ -317,8 +332,10 @@ async def _watch(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from interpreter.client import prepare_run
+    from interpreter.client import check_workflow_id, prepare_run
 
+    if args.workflow_id is not None:
+        check_workflow_id(args.workflow_id)
     run_input, _ = prepare_run(
         args.file,
         input_text=args.input,
@@ -423,8 +440,16 @@ def _configure_logging() -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
+def _http_allow(args: argparse.Namespace) -> HttpAllowList:
+    """`TDSL_HTTP_ALLOW` plus every `--http-allow`; a bad entry is InputError (exit 2)."""
+    from activities.http_guard import HttpAllowList
+
+    return HttpAllowList.from_env() | HttpAllowList.parse(args.http_allow, source="--http-allow")
+
+
 def _worker(args: argparse.Namespace) -> int:
     activity_names_of(args.activities)  # a bad module is exit 2 before connecting
+    http_allow = _http_allow(args)
     _configure_logging()
 
     async def serve() -> None:
@@ -435,6 +460,7 @@ def _worker(args: argparse.Namespace) -> int:
             task_queue=task_queue_of(args),
             activity_modules=args.activities,
             max_concurrent_activities=args.max_concurrent_activities,
+            http_allow=http_allow,
         )
 
     asyncio.run(serve())
@@ -462,33 +488,40 @@ def _port_taken(ip: str, port: int) -> bool:
 
 
 @contextlib.contextmanager
-def _dev_postgres(state_dir: Path, enabled: bool) -> Iterator[str | None]:
-    """The embedded PostgreSQL for `sql.query` (and the registry), unless DATABASE_URL
-    already names one; a failure to start it is a warning, not the end of `tdsl dev`."""
+def _dev_postgres(state_dir: Path, enabled: bool) -> Iterator[DevDatabases | None]:
+    """The embedded PostgreSQL with its two roles (history, `sql.query`), unless
+    DATABASE_URL already names a database; a failure to start it is a warning, not
+    the end of `tdsl dev`."""
+    from interpreter.dev_databases import DevDatabases, provision_databases
+
     if not enabled or os.environ.get("DATABASE_URL"):
-        yield os.environ.get("DATABASE_URL") or None
+        url = os.environ.get("DATABASE_URL")
+        yield DevDatabases(url, os.environ.get("TDSL_SQL_URL", "")) if url else None
         return
     from interpreter.servers import EmbeddedPostgres
 
     server = EmbeddedPostgres(state_dir / "postgres")
     try:
         server.start()
+        databases = asyncio.run(provision_databases(server.url))
     except DslError as exc:
+        server.stop()
         first = str(exc).splitlines()[0]
         print(
-            f"tdsl: warning: PostgreSQL not started ({first}); sql.query needs DATABASE_URL",
+            f"tdsl: warning: PostgreSQL not started ({first}); no run history, sql.query off",
             file=sys.stderr,
         )
         yield None
         return
     try:
-        yield server.url
+        yield databases
     finally:
         server.stop()
 
 
 def _dev(args: argparse.Namespace) -> int:
     activity_names_of(args.activities)
+    _http_allow(args)  # a bad entry is exit 2 before anything starts
     if args.port == args.ui_port:
         raise InputError("--port and --ui-port must differ")
     ip = "127.0.0.1"
@@ -500,16 +533,43 @@ def _dev(args: argparse.Namespace) -> int:
             )
     _configure_logging()
     state_dir = Path(args.state_dir)
-    with _dev_postgres(state_dir, not args.no_postgres) as database_url:
-        asyncio.run(_dev_async(args, state_dir, database_url))
+    with _dev_postgres(state_dir, not args.no_postgres) as databases:
+        asyncio.run(_dev_async(args, state_dir, databases))
     return EXIT_OK
 
 
-async def _dev_async(args: argparse.Namespace, state_dir: Path, database_url: str | None) -> None:
+def _dev_payloads(state_dir: Path) -> tuple[PayloadStore | None, str, str | None]:
+    """`tdsl dev` keeps large payloads in files under its state dir (unless
+    TDSL_PAYLOAD_STORE says otherwise): the store, a line to print, and the setting
+    other terminals need when they would not find that store by themselves."""
+    from interpreter.payloads import (
+        STORE_VARIABLE,
+        FileStore,
+        describe_store,
+        payload_store_from_env,
+        threshold_from_env,
+    )
+
+    explicit = bool(os.environ.get(STORE_VARIABLE, "").strip())
+    store = payload_store_from_env() if explicit else FileStore(state_dir / "payloads", create=True)
+    setting = describe_store(store)
+    if store is None:
+        line = "off: a value over 2 MiB fails its step"
+    else:
+        line = f"over {threshold_from_env() // 1024} KiB kept in {setting}"
+    found = describe_store(payload_store_from_env())  # what `tdsl run` here would use
+    return store, line, None if found == setting else f"{STORE_VARIABLE}={setting}"
+
+
+async def _dev_async(
+    args: argparse.Namespace, state_dir: Path, databases: DevDatabases | None
+) -> None:
     from interpreter.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, task_queue
+    from interpreter.payloads import with_payload_codec
     from interpreter.servers import DevServer
     from interpreter.worker import running_worker, stop_on_signals
 
+    payloads, payloads_line, payloads_env = _dev_payloads(state_dir)
     stop = asyncio.Event()
     server = DevServer(state_dir, port=args.port, ui_port=args.ui_port)
     queue = task_queue()
@@ -517,10 +577,12 @@ async def _dev_async(args: argparse.Namespace, state_dir: Path, database_url: st
         async with (
             server,
             running_worker(
-                server.client,
+                with_payload_codec(server.client, payloads),  # after `server` has started
                 task_queue=queue,
                 activity_modules=args.activities,
-                database_url=database_url,
+                database_url=databases.history_url if databases else None,
+                sql_url=(databases.sql_url or None) if databases else None,
+                http_allow=_http_allow(args),
             ),
         ):
             env = []
@@ -530,14 +592,20 @@ async def _dev_async(args: argparse.Namespace, state_dir: Path, database_url: st
                 env.append(f"TEMPORAL_UI_URL={server.ui_url}")
             if queue != DEFAULT_TASK_QUEUE:
                 env.append(f"TEMPORAL_TASK_QUEUE={queue}")
+            if payloads_env:
+                env.append(payloads_env)
             prefix = " ".join(env) + (" " if env else "")
             print(
                 f"Temporal dev server  {server.address} (namespace {server.namespace}), state in {state_dir}/"
             )
             print(f"Web UI               {server.ui_url}")
+            database_url = databases.history_url if databases else None
             if database_url:
                 print(f"PostgreSQL           {database_url}")
+            if databases and databases.sql_url:
+                print(f"sql.query            {databases.sql_url} (TDSL_SQL_URL)")
             print(f"Worker               task queue {queue!r}")
+            print(f"Large payloads       {payloads_line}")
             print(f"Try                  {prefix}tdsl run definitions/sample-workflow.json --wait")
             if database_url:
                 print(f"Run history          DATABASE_URL='{database_url}' tdsl runs")

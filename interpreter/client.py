@@ -43,6 +43,7 @@ from dsl.bundle import normalise, resolve_bundle
 from dsl.catalog import Catalog, ChainedCatalog, DirectoryCatalog
 from dsl.errors import DslError, InputError, NotFoundError
 from dsl.inputs import prepare_input
+from dsl.loader import MAX_BYTES, read_bounded
 from dsl.validate import ValidatedDefinition, validate_file
 from interpreter.connection import connect_config
 from interpreter.contract import (
@@ -63,6 +64,7 @@ __all__ = [
     "RUN_KEYS",
     "RunHistory",
     "cancel_run",
+    "check_workflow_id",
     "failure_message",
     "get_handle",
     "merge_steps",
@@ -122,7 +124,7 @@ def parse_json_argument(text: str, *, what: str = "--input") -> Any:
     if text.startswith("@"):
         path = Path(text[1:])
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_bounded(path, MAX_BYTES).decode("utf-8-sig")
         except (OSError, UnicodeDecodeError) as err:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
             raise InputError(f"{what}: cannot read {str(path)!r}: {reason}") from None
@@ -199,6 +201,33 @@ def registry_catalog() -> Catalog | None:
     return registry_from_env()
 
 
+MAX_WORKFLOW_ID_BYTES = 1000
+"""Temporal's default `limit.maxIDLength`; a longer id is refused by the server."""
+
+
+def check_workflow_id(text: str) -> str:
+    """*text* if it can name a run: non-empty printable text within Temporal's limit.
+
+    An empty id used to be replaced silently by a generated one, and a newline or
+    another control character breaks every listing and log that shows the id.
+    """
+    if not text:
+        raise InputError("the workflow id must not be empty")
+    if not text.isprintable():
+        bad = next(ch for ch in text if not ch.isprintable())
+        raise InputError(
+            f"the workflow id must be printable text; {bad!a} at position {text.index(bad)} is not"
+        )
+    if text != text.strip():
+        raise InputError("the workflow id must not start or end with white space")
+    size = len(text.encode("utf-8"))
+    if size > MAX_WORKFLOW_ID_BYTES:
+        raise InputError(
+            f"the workflow id is {size} bytes; Temporal's limit is {MAX_WORKFLOW_ID_BYTES}"
+        )
+    return text
+
+
 def new_workflow_id(name: str) -> str:
     """`<definition name>-<8 hex>`: readable in lists, unique enough for humans."""
     return f"{name}-{uuid.uuid4().hex[:8]}"
@@ -212,8 +241,12 @@ async def open_client(*, address: str | None = None, namespace: str | None = Non
     """
     config = connect_config(address=address, namespace=namespace)
     target = config["target_host"]
+    from interpreter.payloads import data_converter, payload_store_from_env
+
+    # Values over Temporal's payload limit go to the configured store (claim check).
+    converter = data_converter(payload_store_from_env())
     try:
-        return await Client.connect(**config)
+        return await Client.connect(**config, data_converter=converter)
     except ValueError as err:
         raise InputError(f"invalid Temporal address {target!r}: {err}") from None
     except RuntimeError as err:
@@ -255,7 +288,10 @@ async def start_run(
     description in the Web UI.
     """
     options = start_options(run_input)
-    workflow_id = workflow_id or new_workflow_id(str(run_input.definition["name"]))
+    if workflow_id is None:
+        workflow_id = new_workflow_id(str(run_input.definition["name"]))
+    else:
+        check_workflow_id(workflow_id)
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,

@@ -49,8 +49,12 @@ async def connect(
     not answer, so the CLI prints one line instead of a Rust error chain.
     """
     config = connect_config(address=address, namespace=namespace)
+    from interpreter.payloads import data_converter, payload_store_from_env
+
+    # Values over Temporal's payload limit go to the configured store (claim check).
+    converter = data_converter(payload_store_from_env())
     try:
-        return await temporalio.client.Client.connect(**config)
+        return await temporalio.client.Client.connect(**config, data_converter=converter)
     except RuntimeError as err:
         raise DslError(f"cannot reach Temporal at {config['target_host']}: {err}") from err
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import timedelta
@@ -25,14 +26,17 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.builtin import BuiltinActivities
+from activities.http_guard import HttpAllowList
 from activities.registry import (
     activity_names,
     default_activities,
     load_activities,
     merge_activities,
+    with_unknown_action_guard,
 )
 from dsl.errors import DslError, InputError, NotFoundError
 from interpreter.contract import WORKFLOW_NAME
+from interpreter.payloads import PayloadLimitInterceptor, payload_codec, worker_client
 from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
 
 __all__ = [
@@ -72,7 +76,7 @@ def _activities(
         extra = load_activities(activity_modules)
     except NotFoundError as exc:  # a bad --activities value is a usage mistake
         raise InputError(str(exc)) from None
-    return merge_activities(default_activities(builtin), extra)
+    return with_unknown_action_guard(merge_activities(default_activities(builtin), extra))
 
 
 def build_worker(
@@ -87,11 +91,16 @@ def build_worker(
     """A worker for the interpreter and every activity; not started yet.
 
     Whoever passes *builtin* owns it and must `close()` it after the worker stops;
-    `running_worker` does all of that.
+    `running_worker` does all of that. Payloads too large for Temporal go to the
+    client's payload store (else `TDSL_PAYLOAD_STORE`/`DATABASE_URL`) or fail their
+    step (`interpreter.payloads`).
     """
+    client = worker_client(client)
+    codec = payload_codec(client)
     return Worker(
         client,
         task_queue=task_queue,
+        interceptors=[PayloadLimitInterceptor(codec)] if codec is not None else [],
         workflows=[DslWorkflow],
         activities=_activities(builtin or BuiltinActivities(), activity_modules),
         workflow_runner=workflow_runner(),
@@ -113,14 +122,19 @@ async def running_worker(
     graceful_shutdown_timeout: timedelta = DEFAULT_GRACEFUL_SHUTDOWN,
     database_url: str | None = None,
     record_history: bool = True,
+    sql_url: str | None = None,
+    http_allow: HttpAllowList | str | Sequence[str] | None = None,
 ) -> AsyncIterator[Worker]:
     """A started worker; on exit it drains, then the built-ins' resources are closed.
 
     With a database (*database_url*, else `DATABASE_URL`) and *record_history*, the
     run history of this task queue is projected into it while the worker runs.
+    `sql.query` connects to *sql_url* (else `TDSL_SQL_URL`), never to that database.
+    `http.request` may reach the internal hosts of *http_allow* (else `TDSL_HTTP_ALLOW`).
     """
     await _check_namespace(client)
-    builtin = BuiltinActivities(database_url=database_url)
+    builtin = BuiltinActivities(sql_url=sql_url, http_allow=http_allow)
+    history_url = database_url or os.environ.get("DATABASE_URL") or None
     worker = build_worker(
         client,
         task_queue=task_queue,
@@ -140,7 +154,7 @@ async def running_worker(
                 WORKFLOW_NAME,
                 len(names),
             )
-            history = _start_history(client, task_queue, builtin.database_url, record_history)
+            history = _start_history(client, task_queue, history_url, record_history)
             try:
                 yield worker
             finally:  # before the worker drains: the projector's queries need it
@@ -245,10 +259,12 @@ async def run_worker(
     stop: asyncio.Event | None = None,
     database_url: str | None = None,
     record_history: bool = True,
+    http_allow: HttpAllowList | str | Sequence[str] | None = None,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (or *stop* is set), then shut it down cleanly.
 
-    The run history is recorded in *database_url* (default `DATABASE_URL`), if any.
+    The run history is recorded in *database_url* (default `DATABASE_URL`), if any;
+    *http_allow* is as for `running_worker`.
     """
     stop = stop or asyncio.Event()
     with stop_on_signals(stop):
@@ -261,6 +277,7 @@ async def run_worker(
                 graceful_shutdown_timeout=graceful_shutdown_timeout,
                 database_url=database_url,
                 record_history=record_history,
+                http_allow=http_allow,
             ):
                 await stop.wait()
         except RuntimeError as err:

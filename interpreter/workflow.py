@@ -94,6 +94,8 @@ _WAKE = ("", None)
 
 SAGA_PATCH = "compensation-and-on-failure"
 """Runs started before compensation existed replay without it (workflow.patched)."""
+INPUT_MUST_BE_OBJECT = "run-input-is-an-object"
+"""Runs started before a run's input had to be a JSON object replay without the check."""
 FOREACH_BATCH_THRESHOLD = 200
 """A foreach over more items runs them in child workflows, one batch per child, so no
 single history nears Temporal's limits (51,200 events, 2,000 pending activities)."""
@@ -214,7 +216,12 @@ class DslWorkflow:
         if self.invalid is not None:
             raise ApplicationError(self.invalid, type="InvalidDefinition", non_retryable=True)
         try:
-            self.context["input"] = prepare_input(self.definition.input, run.input)
+            self.context["input"] = prepare_input(
+                self.definition.input,
+                run.input,
+                # Runs started before inputs had to be objects keep their leniency.
+                require_object=workflow.patched(INPUT_MUST_BE_OBJECT),
+            )
         except InputError as exc:
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from None
         self._show()

@@ -107,6 +107,17 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
         {"items": list(range(450))},
         None,
     ),
+    # Since "run-input-is-an-object": the patch marker, and a list input refused.
+    "input-object": (
+        "name: greeting\nsteps: [{id: hi, action: echo, parameters: {to: '${{ input.who }}'}}]\n",
+        {"who": "ann"},
+        None,
+    ),
+    "input-not-an-object": (
+        "name: greeting\nsteps: [{id: hi, action: echo}]\n",
+        [1, 2, 3],
+        None,
+    ),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import json
 import logging
@@ -39,7 +40,8 @@ BUILTIN_NAMES = ["echo", "fail", "http.request", "log", "sleep", "sql.query"]
 
 @pytest.fixture
 async def builtin() -> AsyncIterator[BuiltinActivities]:
-    acts = BuiltinActivities(database_url=None)
+    # The HTTP tests use servers on 127.0.0.1, which http.request refuses unless allowed.
+    acts = BuiltinActivities(sql_url=None, http_allow="127.0.0.1")
     yield acts
     await acts.close()
 
@@ -152,6 +154,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(status, b'{"error": "nope"}', "application/json")
         elif self.path == "/text":
             self._reply(200, b"plain words", "text/plain; charset=utf-8")
+        elif self.path == "/endless":  # a body that never ends, streamed
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                while True:
+                    self.wfile.write(b"x" * 65536)
         elif self.path == "/slow":
             time.sleep(1)
             self._reply(200, b"late", "text/plain")
@@ -230,12 +239,22 @@ async def test_http_timeout_and_refused_are_retryable(
     assert (bad_url.value.type, bad_url.value.non_retryable) == ("InvalidParameters", True)
 
 
+async def test_http_body_is_read_no_further_than_the_cap(
+    builtin: BuiltinActivities, http_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endless body used to be read whole before its size was checked."""
+    monkeypatch.setattr("activities.builtin.MAX_RESULT_BYTES", 1_000_000)
+    with pytest.raises(ApplicationError, match="more than 1000000 bytes") as caught:
+        await _env().run(builtin.http_request, {"url": f"{http_server}/endless", "timeout": 10})
+    assert (caught.value.type, caught.value.non_retryable) == ("ResultTooLarge", True)
+
+
 # --- sql.query against the embedded PostgreSQL ------------------------------------------
 
 
 @pytest.fixture
 async def sql(postgres: str) -> AsyncIterator[BuiltinActivities]:
-    acts = BuiltinActivities(database_url=postgres)
+    acts = BuiltinActivities(sql_url=postgres)
     yield acts
     await acts.close()
 
@@ -325,13 +344,17 @@ async def test_sql_query_errors(sql: BuiltinActivities) -> None:
     assert bad_arg.value.non_retryable
 
 
-async def test_sql_query_without_database_url(
-    builtin: BuiltinActivities, monkeypatch: pytest.MonkeyPatch
+async def test_sql_query_is_off_without_its_own_url_even_with_database_url(
+    postgres: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    with pytest.raises(ApplicationError) as caught:
-        await _env().run(BuiltinActivities().sql_query, {"query": "select 1"})
+    """`DATABASE_URL` is the registry and history: `sql.query` must never use it."""
+    monkeypatch.delenv("TDSL_SQL_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", postgres)
+    acts = BuiltinActivities()
+    with pytest.raises(ApplicationError, match="TDSL_SQL_URL") as caught:
+        await _env().run(acts.sql_query, {"query": "select 1"})
     assert (caught.value.type, caught.value.non_retryable) == ("ConfigurationError", True)
+    await acts.close()
 
 
 def test_to_json_value_decimal_precision() -> None:
@@ -446,7 +469,7 @@ class CallActivity:
 async def test_activities_through_a_worker(
     dev_env: WorkflowEnvironment, postgres: str, task_queue: str
 ) -> None:
-    acts = BuiltinActivities(database_url=postgres)
+    acts = BuiltinActivities(sql_url=postgres)
     async with Worker(
         dev_env.client,
         task_queue=task_queue,

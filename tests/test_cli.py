@@ -115,3 +115,36 @@ def test_a_directory_is_not_a_definition(tmp_path: Path) -> None:
     result = _tdsl("validate", str(tmp_path))
     assert result.returncode == 1
     assert "cannot read file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--id", ""], "the workflow id must not be empty"),
+        (["--id", "a\nb"], "the workflow id must be printable text; '\\n' at position 1 is not"),
+        (["--id", "tab\there"], "must be printable text"),
+        (["--id", " padded"], "must not start or end with white space"),
+        (["--id", "x" * 1001], "the workflow id is 1001 bytes; Temporal's limit is 1000"),
+        (["--input", "[1,2,3]"], "the run input must be a JSON object, got a list"),
+        (["--input", '"str"'], "the run input must be a JSON object, got a string"),
+        (["--input", "null", "--id", "ok"], None),
+    ],
+)
+def test_run_refuses_bad_ids_and_inputs_before_connecting(
+    args: list[str],
+    reason: str | None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nowhere to connect to: a check that passes ends in "cannot reach Temporal" (exit 1).
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+    code = main(["run", str(EXAMPLES / "sample-workflow.json"), *args])
+    err = capsys.readouterr().err
+    if reason is None:
+        assert code == 1
+        assert "cannot reach Temporal" in err
+    else:
+        assert code == 2
+        assert err.startswith("tdsl: error: ")
+        assert reason in err
+        assert err.count("\n") == 1

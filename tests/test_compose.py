@@ -24,8 +24,16 @@ from interpreter.contract import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
 
-WORKER_SETTINGS = ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE", "DATABASE_URL")
+WORKER_SETTINGS = (
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "TEMPORAL_TASK_QUEUE",
+    "DATABASE_URL",
+    "TDSL_SQL_URL",
+)
 """What `tdsl worker` reads (connection, task queue, run history and `sql.query`)."""
+INIT_ROLES = ROOT / "deploy" / "postgres" / "init-roles.sql"
+PG_HBA = ROOT / "deploy" / "postgres" / "pg_hba.conf"
 
 
 @pytest.fixture(scope="module")
@@ -143,15 +151,44 @@ def test_worker_is_built_here_and_wired_like_the_cli(services: dict[str, Any]) -
     assert needed["postgresql"] == "service_healthy"
 
 
-def test_database_url_points_at_the_postgresql_service(services: dict[str, Any]) -> None:
+def test_database_urls_point_at_the_postgresql_service_as_their_own_roles(
+    services: dict[str, Any],
+) -> None:
+    """History and `sql.query` each use their own role and database, never the superuser."""
     postgresql = env(services["postgresql"])
-    url = urlsplit(env(services["worker"])["DATABASE_URL"])
-    assert url.scheme in ("postgresql", "postgres")
-    assert url.hostname == "postgresql"
-    assert (url.port or 5432) == 5432
-    assert url.username == postgresql["POSTGRES_USER"]
-    assert url.password == postgresql["POSTGRES_PASSWORD"]
-    assert url.path.lstrip("/") == postgresql["POSTGRES_DB"]
+    settings = env(services["worker"])
+    history, sql = urlsplit(settings["DATABASE_URL"]), urlsplit(settings["TDSL_SQL_URL"])
+    for url in (history, sql):
+        assert url.scheme in ("postgresql", "postgres")
+        assert url.hostname == "postgresql"
+        assert (url.port or 5432) == 5432
+        assert url.username != postgresql["POSTGRES_USER"], "never the superuser"
+    assert (history.username, history.path) == ("tdsl", "/tdsl")
+    assert (sql.username, sql.path) == ("tdsl_sql", "/tdsl_sql")
+    init = INIT_ROLES.read_text()
+    for url in (history, sql):
+        assert f"CREATE ROLE {url.username} LOGIN PASSWORD '{url.password}'" in init
+        assert f"CREATE DATABASE {url.path.lstrip('/')} OWNER {url.username};" in init
+
+
+def test_postgresql_runs_the_role_script_and_keeps_roles_in_their_databases(
+    services: dict[str, Any],
+) -> None:
+    postgresql = services["postgresql"]
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in postgresql["volumes"]}
+    assert (
+        mounts["/docker-entrypoint-initdb.d/10-tdsl-roles.sql"]
+        == "./deploy/postgres/init-roles.sql"
+    )
+    assert mounts["/etc/postgresql/pg_hba.conf"] == "./deploy/postgres/pg_hba.conf"
+    assert "hba_file=/etc/postgresql/pg_hba.conf" in command(postgresql)
+    rules = [line.split() for line in PG_HBA.read_text().splitlines() if line[:1] not in ("#", "")]
+    # The first matching line wins: each role's own database, then a reject for any other.
+    for role in ("tdsl", "tdsl_sql"):
+        own = rules.index(["host", role, role, "all", "scram-sha-256"])
+        reject = rules.index(["host", "all", role, "all", "reject"])
+        assert own < reject
+        assert all(rule[2] not in (role, "all") for rule in rules[:own] if rule[0] == "host")
 
 
 def test_the_code_reads_the_worker_settings_as_intended(

@@ -49,5 +49,21 @@ def test_invalid_input_names_each_path() -> None:
     )
 
 
-def test_without_a_schema_anything_goes() -> None:
-    assert prepare_input(None, [1, 2]) == [1, 2]
+def test_without_a_schema_any_object_goes() -> None:
+    assert prepare_input(None, {"a": [1, 2]}) == {"a": [1, 2]}
+    assert prepare_input(None, None) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [([1, 2, 3], "a list"), ("str", "a string"), (3, "a number"), (True, "a boolean")],
+)
+def test_the_input_must_be_an_object(value: object, kind: str) -> None:
+    with pytest.raises(InputError, match=f"^the run input must be a JSON object, got {kind}$"):
+        prepare_input(None, value)
+    with pytest.raises(InputError, match="must be a JSON object"):
+        prepare_input(SCHEMA, value)
+
+
+def test_runs_from_before_the_rule_keep_their_leniency() -> None:
+    assert prepare_input(None, [1, 2], require_object=False) == [1, 2]

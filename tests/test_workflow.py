@@ -382,3 +382,25 @@ async def test_the_ui_shows_step_names_and_a_details_table(client: Client, worke
 
 async def _summary_text(client: Client, payload: Any) -> str:
     return str(client.data_converter.payload_converter.from_payload(payload))
+
+
+async def test_an_unregistered_action_fails_on_its_first_attempt(
+    client: Client, worker: str
+) -> None:
+    """Not after the whole retry policy (3 attempts, with backoff) as it used to."""
+    handle = await start(
+        client,
+        worker,
+        "name: typo\nsteps:\n  - {id: a, action: valdiateInput, retry_policy: {maximum_attempts: 5}}\n",
+    )
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    steps = await statuses(handle)
+    assert (await handle.query("status"))["steps"]["a"]["attempts"] == 1
+    assert steps == {"a": "failed"}
+    assert "valdiateInput" in cause.message
+    assert "is not registered by the workers of task queue" in cause.message
+    assert "validateInput" in cause.message  # what it could have meant is listed
+    assert cause.type == "NotFound"

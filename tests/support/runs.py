@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,9 @@ async def statuses(handle: WorkflowHandle[Any, Any]) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def interpreter_worker(client: Client, task_queue: str) -> AsyncIterator[None]:
+async def interpreter_worker(
+    client: Client, task_queue: str, *, activity_modules: Sequence[str] = ()
+) -> AsyncIterator[None]:
     """The production worker (`build_worker`), stopping at once when the test is done."""
     from activities.builtin import BuiltinActivities
     from interpreter.worker import build_worker
@@ -72,7 +74,11 @@ async def interpreter_worker(client: Client, task_queue: str) -> AsyncIterator[N
     builtin = BuiltinActivities()
     try:
         async with build_worker(
-            client, task_queue=task_queue, builtin=builtin, graceful_shutdown_timeout=timedelta(0)
+            client,
+            task_queue=task_queue,
+            activity_modules=activity_modules,
+            builtin=builtin,
+            graceful_shutdown_timeout=timedelta(0),
         ):
             yield
     finally:
