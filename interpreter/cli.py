@@ -345,10 +345,39 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_run_async(args, run_input))
 
 
+async def _check_actions_against_workers(
+    args: argparse.Namespace, client: Any, run_input: Any
+) -> None:
+    """Exit 2 (positions included) when the workers polling the run's task queue
+    announced their activities and an `action` is not among them; silent when that
+    cannot be told (`interpreter.worker_registry`)."""
+    database_url = os.environ.get("DATABASE_URL")
+    if args.activities is not None or not database_url:
+        return  # --activities was checked already; without a database we cannot tell
+    if _mentions_key(run_input.definition, "task_queue"):
+        return  # steps on other task queues have other workers
+    from interpreter.client import registry_catalog
+    from interpreter.worker_registry import registered_activities
+
+    names = await registered_activities(client, database_url, task_queue_of(args))
+    if names is not None:
+        catalog = registry_catalog()
+        validate_file(args.file, definitions=args.definitions, catalog=catalog, activities=names)
+
+
+def _mentions_key(value: Any, key: str) -> bool:
+    if isinstance(value, dict):
+        return key in value or any(_mentions_key(v, key) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_key(v, key) for v in value)
+    return False
+
+
 async def _run_async(args: argparse.Namespace, run_input: Any) -> int:
     from interpreter.client import run_json, start_run, ui_link, wait_for_run
 
     client = await client_for(args)
+    await _check_actions_against_workers(args, client, run_input)
     handle = await start_run(
         client, run_input, workflow_id=args.workflow_id, task_queue=task_queue_of(args)
     )

@@ -155,10 +155,12 @@ async def running_worker(
                 len(names),
             )
             history = _start_history(client, task_queue, history_url, record_history)
+            announcer = _start_announcing(client, task_queue, history_url, names)
             try:
                 yield worker
             finally:  # before the worker drains: the projector's queries need it
-                await _stop_history(history)
+                await _stop_task(announcer)
+                await _stop_task(history)
     finally:
         await builtin.close()
 
@@ -184,7 +186,21 @@ def _start_history(
     )
 
 
-async def _stop_history(task: asyncio.Task[None] | None) -> None:
+def _start_announcing(
+    client: Client, task_queue: str, database_url: str | None, names: Sequence[str]
+) -> asyncio.Task[None] | None:
+    """Tell `tdsl run` which activities this worker has (`interpreter.worker_registry`)."""
+    if not database_url:
+        return None
+    from interpreter.worker_registry import announce_worker
+
+    return asyncio.create_task(
+        announce_worker(client, database_url, task_queue=task_queue, activities=names),
+        name="announce activities",
+    )
+
+
+async def _stop_task(task: asyncio.Task[None] | None) -> None:
     if task is None:
         return
     task.cancel()

@@ -149,9 +149,12 @@ async def test_db_migrate_twice(database: str, capsys: pytest.CaptureFixture[str
         "run `tdsl db migrate`\n"
     )
     assert await tdsl("db", "migrate") == 0
-    assert capsys.readouterr().out == "applied 0001_initial\napplied 0002_payloads\n"
+    assert (
+        capsys.readouterr().out
+        == "applied 0001_initial\napplied 0002_payloads\napplied 0003_workers\n"
+    )
     assert await tdsl("db", "migrate") == 0
-    assert capsys.readouterr().out == "the database is up to date (2 migrations)\n"
+    assert capsys.readouterr().out == "the database is up to date (3 migrations)\n"
 
 
 # --------------------------------------------------------------------------- register

@@ -1,0 +1,130 @@
+"""`tdsl run` knows what the workers of a task queue register, when it can tell (issue 9)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from activities.store import Store
+from interpreter.worker import running_worker
+from interpreter.worker_registry import registered_activities
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+async def history_db(postgres: str) -> str:
+    async with await Store.connect(postgres) as store:
+        await store.migrate()
+    return postgres
+
+
+@pytest.fixture
+async def announcing_worker(client: Client, task_queue: str, history_db: str) -> AsyncIterator[str]:
+    async with running_worker(
+        client,
+        task_queue=task_queue,
+        database_url=history_db,
+        record_history=False,
+        graceful_shutdown_timeout=timedelta(0),
+    ):
+        yield task_queue
+
+
+async def _answer(client: Client, url: str, task_queue: str) -> frozenset[str] | None:
+    """The lookup, once the server lists the worker as a poller (it polls at once)."""
+    async with asyncio.timeout(20):
+        while (names := await registered_activities(client, url, task_queue)) is None:
+            await asyncio.sleep(0.2)
+    return names
+
+
+def _env(client: Client, task_queue: str, database_url: str | None) -> dict[str, str]:
+    """The environment of a `tdsl` subprocess talking to the test's servers."""
+    keep = ("TEMPORAL_", "TDSL_", "DATABASE_URL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(keep)}
+    env |= {
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+        "TEMPORAL_TASK_QUEUE": task_queue,
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+async def test_the_workers_activities_are_known(
+    client: Client, announcing_worker: str, history_db: str
+) -> None:
+    names = await _answer(client, history_db, announcing_worker)
+    assert names is not None
+    assert {"echo", "validateInput", "sql.query", "http.request"} <= names
+
+
+async def test_a_worker_that_did_not_announce_makes_it_unknown(
+    client: Client, announcing_worker: str, history_db: str
+) -> None:
+    await _answer(client, history_db, announcing_worker)
+    # Another worker process, without a database: it cannot announce what it has.
+    env = _env(client, announcing_worker, None)
+    other = subprocess.Popen(
+        [sys.executable, "-m", "interpreter.cli", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(30):
+            while await registered_activities(client, history_db, announcing_worker) is not None:
+                await asyncio.sleep(0.2)
+    finally:
+        other.terminate()
+        await asyncio.to_thread(other.wait, 20)
+
+
+async def test_no_pollers_means_cannot_tell(client: Client, history_db: str) -> None:
+    assert await registered_activities(client, history_db, "nobody-polls-this") is None
+
+
+async def test_run_refuses_an_action_no_worker_registers(
+    client: Client, announcing_worker: str, history_db: str, tmp_path: Path
+) -> None:
+    await _answer(client, history_db, announcing_worker)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("name: typo\nsteps:\n  - {id: a, action: valdiateInput}\n")
+    env = _env(client, announcing_worker, history_db)
+
+    def tdsl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "interpreter.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    refused = await asyncio.to_thread(tdsl, "run", str(typo), "--id", f"typo-{announcing_worker}")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr == (
+        f"{typo}:3:21: error: no worker registers activity 'valdiateInput' "
+        "(did you mean 'validateInput'?)\n"
+    )
+    with pytest.raises(Exception, match="not found"):  # nothing was started
+        await client.get_workflow_handle(f"typo-{announcing_worker}").describe()
+    fine = tmp_path / "fine.yaml"
+    fine.write_text("name: fine\nsteps:\n  - {id: a, action: validateInput}\n")
+    started = await asyncio.to_thread(tdsl, "run", str(fine), "--json")
+    assert started.returncode == 0, started.stderr
