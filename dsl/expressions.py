@@ -45,6 +45,7 @@ __all__ = [
     "find_templates",
     "format_path",
     "is_templated",
+    "json_type",
     "lookup",
     "parse_path",
     "render",
@@ -290,7 +291,8 @@ def find_templates(value: JsonValue) -> list[TemplateRef]:
     return refs
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """How an error message names a JSON value's type: `a list (length 3)`, `null`."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -345,7 +347,7 @@ def lookup(context: Mapping[str, JsonValue], path: JsonPath) -> JsonValue:
             if not isinstance(segment, int):
                 raise ExpressionError(
                     f"cannot look up {segment!r} in {_where(path, depth)}: it is "
-                    f"{_json_type(current)}; use [n] to index it"
+                    f"{json_type(current)}; use [n] to index it"
                 )
             if not 0 <= segment < len(current):
                 where = _where(path, depth)
@@ -356,7 +358,7 @@ def lookup(context: Mapping[str, JsonValue], path: JsonPath) -> JsonValue:
         else:
             what = f"[{segment}]" if isinstance(segment, int) else repr(segment)
             raise ExpressionError(
-                f"cannot look up {what} in {_where(path, depth)}: it is {_json_type(current)}, "
+                f"cannot look up {what} in {_where(path, depth)}: it is {json_type(current)}, "
                 "not an object or a list"
             )
     return cast(JsonValue, current)

@@ -12,6 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from dsl.errors import InputError
+from dsl.expressions import json_type
 
 __all__ = ["apply_defaults", "prepare_input"]
 
@@ -47,7 +48,7 @@ def prepare_input(schema: dict[str, Any] | None, value: Any, *, require_object: 
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise InputError(f"the run input must be a JSON object, got {_json_type(value)}")
+            raise InputError(f"the run input must be a JSON object, got {json_type(value)}")
     if schema is None:
         return value
     filled = apply_defaults(schema, value)
@@ -59,16 +60,6 @@ def prepare_input(schema: dict[str, Any] | None, value: Any, *, require_object: 
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise InputError("invalid input: " + "; ".join(reasons) + more)
     return filled
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else type(value).__name__
 
 
 def _where(path: list[Any]) -> str:

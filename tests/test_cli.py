@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from interpreter.cli import main
+from tests.support.cli import run_tdsl
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "definitions"
@@ -17,13 +17,7 @@ EXAMPLES = ROOT / "definitions"
 
 def _tdsl(*args: str) -> subprocess.CompletedProcess[str]:
     """The real console entry point in a subprocess, as a user would run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "interpreter.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    return run_tdsl(*args)
 
 
 def test_validate_examples_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:

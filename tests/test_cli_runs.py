@@ -28,6 +28,7 @@ from interpreter.cli import main
 from interpreter.client import RUN_KEYS, prepare_run, start_run
 from interpreter.servers import free_port
 from interpreter.worker import running_worker
+from tests.support.cli import run_tdsl
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "definitions" / "sample-workflow.json"
@@ -110,16 +111,7 @@ def tdsl(client: Client, task_queue: str) -> Tdsl:
     env = _env(client, task_queue)
 
     async def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "interpreter.cli", *map(str, args)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        return await asyncio.to_thread(run_tdsl, *args, env=env)
 
     return run
 

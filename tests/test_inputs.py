@@ -56,7 +56,12 @@ def test_without_a_schema_any_object_goes() -> None:
 
 @pytest.mark.parametrize(
     ("value", "kind"),
-    [([1, 2, 3], "a list"), ("str", "a string"), (3, "a number"), (True, "a boolean")],
+    [
+        ([1, 2, 3], r"a list \(length 3\)"),
+        ("str", "a string"),
+        (3, "a number"),
+        (True, "a boolean"),
+    ],
 )
 def test_the_input_must_be_an_object(value: object, kind: str) -> None:
     with pytest.raises(InputError, match=f"^the run input must be a JSON object, got {kind}$"):

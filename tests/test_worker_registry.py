@@ -16,10 +16,9 @@ from temporalio.client import Client
 from activities.store import Store
 from interpreter.worker import running_worker
 from interpreter.worker_registry import registered_activities
+from tests.support.cli import ROOT, run_tdsl
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -105,18 +104,9 @@ async def test_run_refuses_an_action_no_worker_registers(
     typo.write_text("name: typo\nsteps:\n  - {id: a, action: valdiateInput}\n")
     env = _env(client, announcing_worker, history_db)
 
-    def tdsl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "interpreter.cli", *args],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-
-    refused = await asyncio.to_thread(tdsl, "run", str(typo), "--id", f"typo-{announcing_worker}")
+    refused = await asyncio.to_thread(
+        run_tdsl, "run", str(typo), "--id", f"typo-{announcing_worker}", env=env
+    )
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr == (
         f"{typo}:3:21: error: no worker registers activity 'valdiateInput' "
@@ -126,5 +116,5 @@ async def test_run_refuses_an_action_no_worker_registers(
         await client.get_workflow_handle(f"typo-{announcing_worker}").describe()
     fine = tmp_path / "fine.yaml"
     fine.write_text("name: fine\nsteps:\n  - {id: a, action: validateInput}\n")
-    started = await asyncio.to_thread(tdsl, "run", str(fine), "--json")
+    started = await asyncio.to_thread(run_tdsl, "run", str(fine), "--json", env=env)
     assert started.returncode == 0, started.stderr
