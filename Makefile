@@ -45,7 +45,7 @@ demo: install
 	@for file in definitions/*.yaml definitions/*.json; do \
 		$(TDSL) validate "$$file" --activities activities.examples || exit 1; \
 	done
-	$(PY) -m interpreter.demo $(DEMO_ARGS)
+	$(PY) -m interpreter.dev.demo $(DEMO_ARGS)
 
 bench: install
 	$(PY) -m benchmarks

@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
-from activities import async_tasks, control, examples
+from activities import async_tasks, examples
 from activities.builtin import BuiltinActivities
 from dsl.errors import DslError, NotFoundError
 
@@ -97,7 +97,6 @@ def default_activities(builtin: BuiltinActivities) -> list[Callable[..., Any]]:
     return merge_activities(
         builtin.activities(),
         [examples.validate_input, examples.process_data, examples.store_result],
-        [control.cancel_run],
         [async_tasks.human_task],
     )
 

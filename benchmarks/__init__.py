@@ -2,5 +2,5 @@
 
 Kept import-light on purpose: the sandbox re-imports `benchmarks.handwritten` (and so
 this package) for every hand-written workflow run, exactly as it re-imports
-`interpreter.workflow` for every interpreter run.
+`interpreter.runtime.workflow` for every interpreter run.
 """

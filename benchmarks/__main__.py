@@ -35,7 +35,7 @@ from benchmarks.history import history_cost
 from benchmarks.scenarios import Scenario
 from benchmarks.validation import validation_seconds
 from interpreter.contract import WORKFLOW_NAME
-from interpreter.servers import find_binary, start_local_env
+from interpreter.dev.servers import find_binary, start_local_env
 
 SIDES = ("handwritten", "interpreter")
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,7 +29,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from benchmarks.handwritten import ACTIVITY, HANDWRITTEN_WORKFLOWS
 from benchmarks.scenarios import Scenario
-from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
+from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
 
 __all__ = [
     "MAX_CONCURRENT_ACTIVITIES",

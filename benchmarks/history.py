@@ -14,11 +14,11 @@ from uuid import uuid4
 
 from temporalio.client import Client
 
-from activities.store import Store
 from benchmarks import harness
 from benchmarks.scenarios import Scenario
-from interpreter.projector import Projector
-from interpreter.servers import EmbeddedPostgres
+from interpreter.dev.servers import EmbeddedPostgres
+from interpreter.history.projector import Projector
+from interpreter.history.store import Store
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dsl.models import TaskStep
 from dsl.policies import step_settings
 from dsl.validate import ValidatedDefinition, validate_data
 from interpreter.contract import WORKFLOW_NAME, RunInput
-from interpreter.workflow import _temporal_retry
+from interpreter.runtime.workflow import _temporal_retry
 
 __all__ = [
     "DAG_SEED",

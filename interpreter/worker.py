@@ -36,8 +36,9 @@ from activities.registry import (
 )
 from dsl.errors import DslError, InputError, NotFoundError
 from interpreter.contract import WORKFLOW_NAME
+from interpreter.control import cancel_run
 from interpreter.payloads import PayloadLimitInterceptor, payload_codec, worker_client
-from interpreter.workflow import PASSTHROUGH_MODULES, DslWorkflow
+from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
 
 __all__ = [
     "DEFAULT_GRACEFUL_SHUTDOWN",
@@ -76,7 +77,9 @@ def _activities(
         extra = load_activities(activity_modules)
     except NotFoundError as exc:  # a bad --activities value is a usage mistake
         raise InputError(str(exc)) from None
-    return with_unknown_action_guard(merge_activities(default_activities(builtin), extra))
+    return with_unknown_action_guard(
+        merge_activities(default_activities(builtin), [cancel_run], extra)
+    )
 
 
 def build_worker(
@@ -167,7 +170,7 @@ async def running_worker(
 
 # --------------------------------------------------------------------------- run history
 # Issue 5: a projector beside the worker copies what Temporal knows about this task
-# queue's runs into PostgreSQL (`interpreter.projector`). The workflow itself never
+# queue's runs into PostgreSQL (`interpreter.history.projector`). The workflow itself never
 # touches the database, so an unreachable PostgreSQL cannot hold a run back.
 
 
@@ -179,7 +182,7 @@ def _start_history(
     if not database_url:
         log.info("DATABASE_URL not set: run history is not recorded")
         return None
-    from interpreter.projector import record_history  # asyncpg only when it is used
+    from interpreter.history.projector import record_history  # asyncpg only when it is used
 
     return asyncio.create_task(
         record_history(client, database_url, task_queue=task_queue), name="run history"

@@ -24,8 +24,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.store import Store
 from dsl.errors import DslError
+from interpreter.history.store import Store
 
 __all__ = ["ANNOUNCE_EVERY", "announce_worker", "registered_activities"]
 

@@ -16,7 +16,7 @@ from hypothesis import settings
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from interpreter.servers import (
+from interpreter.dev.servers import (
     EmbeddedPostgres,
     start_local_env,
     start_time_skipping_env,

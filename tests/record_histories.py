@@ -16,7 +16,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from interpreter.servers import start_local_env
+from interpreter.dev.servers import start_local_env
 from tests.support.runs import DEFINITIONS, interpreter_worker, start
 
 HISTORIES = Path(__file__).resolve().parent / "histories"

@@ -401,7 +401,6 @@ def test_default_activities_names(builtin: BuiltinActivities) -> None:
             "validateInput",
             "processData",
             "storeResult",
-            "tdsl.cancel_run",
             "human.task",
         ]
     )

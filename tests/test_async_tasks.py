@@ -19,8 +19,9 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.async_tasks import decode_token, encode_token
 from interpreter.cli import main
-from interpreter.client import failure_message, prepare_run, start_run
-from interpreter.schedules import wait_for_task
+from interpreter.client.status import failure_message
+from interpreter.client.submit import prepare_run, start_run
+from interpreter.client.tasks import wait_for_task
 
 integration = pytest.mark.integration
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from activities import store as store_module
-from activities.store import RunRecord, StepRecord, Store
+from interpreter.history import store as store_module
 from dsl.errors import DefinitionError
 from interpreter.cli import main
-from interpreter.client import prepare_run
-from interpreter.servers import free_port
+from interpreter.client.submit import prepare_run
+from interpreter.dev.servers import free_port
+from interpreter.history.store import RunRecord, StepRecord, Store
 from tests.test_store import T0, fresh_schema
 
 pytestmark = pytest.mark.integration

@@ -25,8 +25,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from interpreter.cli import main
-from interpreter.client import RUN_KEYS, prepare_run, start_run
-from interpreter.servers import free_port
+from interpreter.client.status import RUN_KEYS
+from interpreter.client.submit import prepare_run, start_run
+from interpreter.dev.servers import free_port
 from interpreter.worker import running_worker
 from tests.support.cli import run_tdsl
 

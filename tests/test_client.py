@@ -23,18 +23,10 @@ from temporalio.exceptions import ApplicationError
 from dsl.bundle import content_hash
 from dsl.errors import DefinitionError, InputError
 from interpreter import client
-from interpreter.client import (
-    RUN_KEYS,
-    failure_message,
-    new_workflow_id,
-    parse_json_argument,
-    prepare_run,
-    run_json,
-    status_name,
-    ui_link,
-)
+from interpreter.client.status import RUN_KEYS, failure_message, run_json, status_name, ui_link
+from interpreter.client.submit import new_workflow_id, parse_json_argument, prepare_run
 from interpreter.contract import RunInput
-from interpreter.demo import load_plan
+from interpreter.dev.demo import load_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 

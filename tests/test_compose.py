@@ -2,7 +2,7 @@
 
 There is no Docker engine here, so the stack is checked the way compose would wire
 it: services, images, ports, environment and dependencies, against each other and
-against what the code reads (`interpreter.connection`, `DATABASE_URL`).
+against what the code reads (`interpreter.client.connection`, `DATABASE_URL`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from ruamel.yaml import YAML
 
-from interpreter.connection import DEFAULT_TASK_QUEUE, connect_config, task_queue
+from interpreter.client.connection import DEFAULT_TASK_QUEUE, connect_config, task_queue
 from interpreter.contract import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -303,8 +303,8 @@ def test_dockerignore_keeps_what_the_image_copies() -> None:
         "pyproject.toml",
         "README.md",
         "dsl/models.py",
-        "interpreter/cli.py",
-        "activities/store.py",
+        "interpreter/cli/app.py",
+        "interpreter/history/store.py",
         "schema/migrations/0001_initial.sql",
         "definitions/sample-workflow.json",
     ]

@@ -55,8 +55,8 @@ from interpreter.payloads import (
     with_payload_codec,
     worker_client,
 )
+from interpreter.runtime.workflow import DslWorkflow
 from interpreter.worker import workflow_runner
-from interpreter.workflow import DslWorkflow
 from tests.record_histories import replay_id
 from tests.support.runs import interpreter_worker, start, statuses
 

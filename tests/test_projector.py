@@ -23,10 +23,10 @@ from temporalio.client import (
     WorkflowHandle,
 )
 
-from activities.store import Store
-from interpreter.client import start_run
-from interpreter.projector import Projector
-from interpreter.servers import EmbeddedPostgres
+from interpreter.client.submit import start_run
+from interpreter.dev.servers import EmbeddedPostgres
+from interpreter.history.projector import Projector
+from interpreter.history.store import Store
 from interpreter.worker import running_worker
 from tests.support.runs import run_input, start, statuses
 
@@ -258,7 +258,7 @@ async def test_the_projection_is_idempotent(client: Client, worker: str, store: 
 async def test_the_run_goes_on_while_postgres_is_down_and_history_catches_up(
     client: Client, worker: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="interpreter.projector")
+    caplog.set_level(logging.INFO, logger="interpreter.history.projector")
     server = EmbeddedPostgres(tmp_path / "pg")  # keeps its data across stop and start
     await server.astart()
     # min_size=0, as the worker does: no pool floor to restore during the outage
@@ -303,7 +303,7 @@ async def test_the_run_goes_on_while_postgres_is_down_and_history_catches_up(
     assert all(s["status"] == "completed" for s in steps.values())
     assert {k: s["output"] for k, s in steps.items()} == outputs
     assert all(s["ended_at"] is not None for s in steps.values())
-    messages = [r.getMessage() for r in caplog.records if r.name == "interpreter.projector"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "interpreter.history.projector"]
     paused = [m for m in messages if m.startswith("run history paused: PostgreSQL unreachable")]
     assert len(paused) == 1, messages  # one warning per outage
     assert "run history caught up" in messages
@@ -359,7 +359,7 @@ async def test_without_a_database_runs_work_and_the_log_says_so_once(
 async def test_an_unreachable_database_at_start_does_not_stop_the_worker(
     client: Client, task_queue: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="interpreter.projector")
+    caplog.set_level(logging.INFO, logger="interpreter.history.projector")
     nowhere = f"postgresql://postgres:@/postgres?host={tmp_path}"
     async with running_worker(
         client,

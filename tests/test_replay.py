@@ -12,8 +12,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from interpreter.runtime.workflow import DslWorkflow
 from interpreter.worker import workflow_runner
-from interpreter.workflow import DslWorkflow
 from tests.record_histories import replay_id
 
 HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
@@ -36,7 +36,7 @@ import asyncio, pathlib, sys
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from interpreter.worker import workflow_runner
-from interpreter.workflow import DslWorkflow
+from interpreter.runtime.workflow import DslWorkflow
 from tests.record_histories import replay_id
 
 async def main() -> None:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsl.validate import validate_data
-from interpreter.scheduler import Readiness
+from interpreter.runtime.scheduler import Readiness
 
 
 def _readiness(definition: dict) -> tuple[Readiness, dict]:

@@ -25,8 +25,8 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from interpreter.cli import main
+from interpreter.client.schedules import list_schedules, plan_deploy, spec_text
 from interpreter.contract import DSL_NAME, DSL_VERSION, RunInput
-from interpreter.schedules import list_schedules, plan_deploy, spec_text
 from tests.support.runs import DEFINITIONS
 
 integration = pytest.mark.integration

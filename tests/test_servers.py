@@ -16,8 +16,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from dsl.errors import DslError, NotFoundError
-from interpreter import connection
-from interpreter.servers import (
+from interpreter.client import connection
+from interpreter.dev.servers import (
     SEARCH_ATTRIBUTES,
     DevServer,
     EmbeddedPostgres,

@@ -19,9 +19,9 @@ import pytest
 from temporalio.client import Client
 
 from activities.builtin import BuiltinActivities
-from activities.store import RunRecord, Store
-from interpreter.dev_databases import DevDatabases, provision_databases, url_for
-from interpreter.servers import EmbeddedPostgres
+from interpreter.dev.databases import DevDatabases, provision_databases, url_for
+from interpreter.dev.servers import EmbeddedPostgres
+from interpreter.history.store import RunRecord, Store
 from interpreter.worker import build_worker
 from tests.support.runs import start
 

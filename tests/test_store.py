@@ -1,4 +1,4 @@
-"""`activities.store`: migrations, the registry and the run history on a real PostgreSQL.
+"""`interpreter.history.store`: migrations, the registry and the run history on a real PostgreSQL.
 
 Each test gets a fresh schema of the session's server (through `search_path` in the
 URL), so tests never see each other's rows and every migration starts from nothing.
@@ -17,7 +17,11 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from activities.store import (
+from dsl.errors import DslError, InputError
+from dsl.models import Definition
+from dsl.validate import validate_text
+from interpreter.dev.servers import free_port
+from interpreter.history.store import (
     MIGRATIONS_DIR,
     DatabaseUnavailable,
     RunRecord,
@@ -28,10 +32,6 @@ from activities.store import (
     redact_url,
     registry_catalog,
 )
-from dsl.errors import DslError, InputError
-from dsl.models import Definition
-from dsl.validate import validate_text
-from interpreter.servers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from interpreter.client import new_workflow_id, start_run
+from interpreter.client.submit import new_workflow_id, start_run
 from interpreter.contract import DSL_NAME, DSL_VERSION
 from tests.support.runs import DEFINITIONS, run_input
 

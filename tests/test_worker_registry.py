@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from activities.store import Store
+from interpreter.history.store import Store
 from interpreter.worker import running_worker
 from interpreter.worker_registry import registered_activities
 from tests.support.cli import ROOT, run_tdsl

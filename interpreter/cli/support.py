@@ -111,13 +111,13 @@ def activity_names_of(modules: list[str] | None) -> set[str] | None:
 
 
 def task_queue_of(args: argparse.Namespace) -> str:
-    from interpreter.connection import task_queue
+    from interpreter.client.connection import task_queue
 
     queue: str = args.task_queue or task_queue()
     return queue
 
 
 async def client_for(args: argparse.Namespace) -> Client:
-    from interpreter.client import open_client
+    from interpreter.client.connection import connect
 
-    return await open_client(address=args.address, namespace=args.namespace)
+    return await connect(address=args.address, namespace=args.namespace)

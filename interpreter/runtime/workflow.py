@@ -67,16 +67,16 @@ with workflow.unsafe.imports_passed_through():
         RunInput,
         StepStatus,
     )
-    from interpreter.progress import Progress
-    from interpreter.scheduler import Finish, Readiness
+    from interpreter.runtime.progress import Progress
+    from interpreter.runtime.scheduler import Finish, Readiness
 
 __all__ = ["PASSTHROUGH_MODULES", "DslWorkflow"]
 
 PASSTHROUGH_MODULES = (
     "dsl",
     "interpreter.contract",
-    "interpreter.progress",
-    "interpreter.scheduler",
+    "interpreter.runtime.progress",
+    "interpreter.runtime.scheduler",
     "pydantic",
     "pydantic_core",
     "annotated_types",

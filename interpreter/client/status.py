@@ -1,25 +1,18 @@
-"""Submit, watch and steer runs: the library behind `tdsl run|status|signal|…`.
+"""A run's state as a user sees it: the library behind `tdsl status` and `run --wait`.
 
-Everything a command does lives here so that the CLI stays a thin layer of
-argument parsing and printing, and so that tests and the demo drive runs through
-the same code a user does.
-
-The run state a user sees (spec §5) joins three sources: `describe()` for the run's
-status, the workflow's `status` query for step states, and the history for the
-attempt numbers of activities (the workflow cannot see retries; the server can).
+It joins three sources: `describe()` for the run's status, the workflow's `status`
+query for step states, and the history for the attempt numbers of activities (the
+workflow cannot see retries; the server can).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
-import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -28,62 +21,36 @@ import temporalio.client
 import temporalio.converter
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
-    Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import TemporalError, WorkflowAlreadyStartedError
+from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
-from dsl.bundle import normalise, resolve_bundle
-from dsl.catalog import Catalog, ChainedCatalog, DirectoryCatalog
-from dsl.errors import DslError, InputError, NotFoundError
-from dsl.inputs import prepare_input
-from dsl.loader import MAX_BYTES, read_bounded
-from dsl.validate import ValidatedDefinition, validate_file
-from interpreter.connection import connect_config
+from dsl.errors import DslError, NotFoundError
 from interpreter.contract import (
-    CANCEL_SIGNAL,
-    DSL_NAME,
-    DSL_VERSION,
-    PAUSE_SIGNAL,
-    RESUME_SIGNAL,
-    SEARCH_ATTRIBUTES,
     STATUS_QUERY,
-    WORKFLOW_NAME,
-    RunInput,
 )
 
 __all__ = [
     "DEFAULT_UI_URL",
     "FINAL_STATUSES",
     "RUN_KEYS",
+    "ProgressCallback",
     "RunHistory",
-    "cancel_run",
-    "check_workflow_id",
     "failure_message",
-    "get_handle",
     "merge_steps",
-    "new_workflow_id",
-    "open_client",
-    "parse_json_argument",
-    "pause_run",
-    "prepare_run",
     "query_status",
-    "resume_run",
     "run_json",
     "run_status",
-    "signal_run",
-    "start_run",
     "status_name",
-    "terminate_run",
     "ui_link",
     "wait_for_run",
 ]
+
 
 DEFAULT_UI_URL = "http://localhost:8233"
 """Where `tdsl dev` and `temporal server start-dev` serve the Web UI."""
@@ -112,213 +79,6 @@ _MAX_MESSAGE = 300
 ProgressCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
-# --------------------------------------------------------------------------- submit
-
-
-def parse_json_argument(text: str, *, what: str = "--input") -> Any:
-    """JSON text, or `@path` to read it from a file; `InputError` with the reason.
-
-    NaN and Infinity are refused: they are not JSON and no other client could send them.
-    """
-    source = what
-    if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            text = read_bounded(path, MAX_BYTES).decode("utf-8-sig")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-            raise InputError(f"{what}: cannot read {str(path)!r}: {reason}") from None
-        source = f"{what} file {str(path)!r}"
-
-    def _no_constants(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
-    try:
-        return json.loads(text, parse_constant=_no_constants)
-    except json.JSONDecodeError as err:
-        raise InputError(
-            f"{source} is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
-        ) from None
-    except ValueError as err:
-        raise InputError(f"{source} is not valid JSON: {err}") from None
-
-
-def _shorten(text: str, limit: int = _MAX_MESSAGE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def prepare_run(
-    file: str | Path,
-    *,
-    input_text: str | None = None,
-    input_value: Any = None,
-    definitions: Sequence[str | Path] = (),
-    catalog: Catalog | None = None,
-    activities: Iterable[str] | None = None,
-) -> tuple[RunInput, ValidatedDefinition]:
-    """Everything a run needs, checked before anything is started.
-
-    The definition is validated, its subworkflows resolved and pinned (beside the
-    file, in *definitions*, then in *catalog*, by default the PostgreSQL registry
-    when `DATABASE_URL` is set), and the input (*input_text* as JSON
-    or ``@file``, else *input_value*, else ``{}``) completed with the `input`
-    schema's defaults and checked against it, so the pinned input is exactly what
-    the templates see. Raises `DefinitionError` or `InputError`.
-    """
-    names = set(activities) if activities is not None else None
-    if catalog is None:
-        catalog = registry_catalog()
-    checked = validate_file(file, definitions=definitions, catalog=catalog, activities=names)
-    local = DirectoryCatalog([Path(file).parent, *definitions])
-    lookup: Catalog = local if catalog is None else ChainedCatalog([local, catalog])
-    bundle = resolve_bundle(checked, lookup)
-    if input_text is not None:
-        value = parse_json_argument(input_text)
-    else:
-        value = {} if input_value is None else input_value
-    run_input = RunInput(
-        definition=normalise(bundle.definition),
-        input=prepare_input(checked.definition.input, value),
-        subworkflows={key: normalise(child) for key, child in bundle.subworkflows.items()},
-        latest=dict(bundle.latest),
-        definition_hash=bundle.hash,
-    )
-    return run_input, checked
-
-
-# --------------------------------------------------------------------------- registry
-
-
-def registry_catalog() -> Catalog | None:
-    """The PostgreSQL registry when `DATABASE_URL` is set (spec §4: after the files).
-
-    Read only when a subworkflow is not found in files; unreachable, it is one
-    warning on stderr and the lookup goes on with files only.
-    """
-    from activities.store import registry_from_env
-
-    return registry_from_env()
-
-
-MAX_WORKFLOW_ID_BYTES = 1000
-"""Temporal's default `limit.maxIDLength`; a longer id is refused by the server."""
-
-
-def check_workflow_id(text: str) -> str:
-    """*text* if it can name a run: non-empty printable text within Temporal's limit.
-
-    An empty id used to be replaced silently by a generated one, and a newline or
-    another control character breaks every listing and log that shows the id.
-    """
-    if not text:
-        raise InputError("the workflow id must not be empty")
-    if not text.isprintable():
-        bad = next(ch for ch in text if not ch.isprintable())
-        raise InputError(
-            f"the workflow id must be printable text; {bad!a} at position {text.index(bad)} is not"
-        )
-    if text != text.strip():
-        raise InputError("the workflow id must not start or end with white space")
-    size = len(text.encode("utf-8"))
-    if size > MAX_WORKFLOW_ID_BYTES:
-        raise InputError(
-            f"the workflow id is {size} bytes; Temporal's limit is {MAX_WORKFLOW_ID_BYTES}"
-        )
-    return text
-
-
-def new_workflow_id(name: str) -> str:
-    """`<definition name>-<8 hex>`: readable in lists, unique enough for humans."""
-    return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
-async def open_client(*, address: str | None = None, namespace: str | None = None) -> Client:
-    """Connect like the `temporal` CLI does; one-line errors.
-
-    A malformed address is the user's typo (`InputError`, exit 2); a server that
-    does not answer is `DslError` (exit 1).
-    """
-    config = connect_config(address=address, namespace=namespace)
-    target = config["target_host"]
-    from interpreter.payloads import data_converter, payload_store_from_env
-
-    # Values over Temporal's payload limit go to the configured store (claim check).
-    converter = data_converter(payload_store_from_env())
-    try:
-        return await Client.connect(**config, data_converter=converter)
-    except ValueError as err:
-        raise InputError(f"invalid Temporal address {target!r}: {err}") from None
-    except RuntimeError as err:
-        found = re.search(r'message: "([^"]+)"', str(err))
-        reason = found.group(1).lower() if found else _shorten(str(err), 200)
-        raise DslError(
-            f"cannot reach Temporal at {target}: {reason} "
-            "(is it running? `tdsl dev` starts one; TEMPORAL_ADDRESS points elsewhere)"
-        ) from None
-
-
-def start_options(run_input: RunInput) -> dict[str, Any]:
-    """How every run is started, by `tdsl run` or by a schedule: search attributes
-    (``typed_search_attributes``), memo with the content hash, and the UI's summary."""
-    definition = run_input.definition
-    name, version = str(definition["name"]), str(definition.get("version", "1.0.0"))
-    description = definition.get("description")
-    return {
-        "typed_search_attributes": TypedSearchAttributes(
-            [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
-        ),
-        "memo": {"dsl_name": name, "dsl_version": version, "dsl_hash": run_input.definition_hash},
-        "static_summary": f"{name} {version}",
-        "static_details": description if isinstance(description, str) else None,
-    }
-
-
-async def start_run(
-    client: Client,
-    run_input: RunInput,
-    *,
-    workflow_id: str | None = None,
-    task_queue: str,
-) -> WorkflowHandle[Any, Any]:
-    """Start the interpreter on a prepared run; returns at once with the handle.
-
-    The run is findable by definition name and version (search attributes), carries
-    name, version and content hash in its memo, and shows "name version" and the
-    description in the Web UI.
-    """
-    options = start_options(run_input)
-    if workflow_id is None:
-        workflow_id = new_workflow_id(str(run_input.definition["name"]))
-    else:
-        check_workflow_id(workflow_id)
-    try:
-        return await client.start_workflow(
-            WORKFLOW_NAME,
-            run_input,
-            id=workflow_id,
-            task_queue=task_queue,
-            search_attributes=options.pop("typed_search_attributes"),
-            **options,
-        )
-    except WorkflowAlreadyStartedError:
-        raise InputError(
-            f"a run with workflow id {workflow_id!r} is already running; choose another --id"
-        ) from None
-    except RPCError as err:
-        if err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in err.message:
-            commands = "; ".join(
-                f"temporal operator search-attribute create --name {key.name} --type Keyword"
-                for key in SEARCH_ATTRIBUTES
-            )
-            raise DslError(
-                f"namespace {client.namespace!r} lacks the search attributes "
-                f"{', '.join(k.name for k in SEARCH_ATTRIBUTES)} ({err.message}); "
-                f"register them once: {commands}"
-            ) from None
-        raise DslError(f"cannot start the run: {err.message}") from None
-
-
 def ui_link(
     workflow_id: str, run_id: str | None, namespace: str, *, base: str | None = None
 ) -> str:
@@ -326,9 +86,6 @@ def ui_link(
     base = (base or os.environ.get("TEMPORAL_UI_URL") or DEFAULT_UI_URL).rstrip("/")
     link = f"{base}/namespaces/{quote(namespace, safe='')}/workflows/{quote(workflow_id, safe='')}"
     return f"{link}/{quote(run_id, safe='')}/history" if run_id else link
-
-
-# --------------------------------------------------------------------------- state
 
 
 def status_name(status: WorkflowExecutionStatus | None) -> str:
@@ -596,63 +353,3 @@ async def wait_for_run(
         if reported is not None:
             await reported
     return final
-
-
-# --------------------------------------------------------------------------- control
-
-
-def get_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, Any]:
-    """The latest run of *workflow_id*."""
-    return client.get_workflow_handle(workflow_id)
-
-
-def _control_error(workflow_id: str, action: str, err: RPCError) -> DslError:
-    if err.status == RPCStatusCode.NOT_FOUND:
-        return NotFoundError(f"cannot {action} {workflow_id!r}: no running workflow with that id")
-    return DslError(f"cannot {action} {workflow_id!r}: {err.message}")
-
-
-_NO_PAYLOAD = object()
-
-
-async def signal_run(
-    client: Client, workflow_id: str, name: str, payload: Any = _NO_PAYLOAD
-) -> None:
-    """Send signal *name* (with one JSON argument, if given); returns once accepted."""
-    handle = get_handle(client, workflow_id)
-    try:
-        if payload is _NO_PAYLOAD:
-            await handle.signal(name)
-        else:
-            await handle.signal(name, payload)
-    except RPCError as err:
-        raise _control_error(workflow_id, f"signal {name!r} to", err) from None
-
-
-async def pause_run(client: Client, workflow_id: str) -> None:
-    """No new step starts until `resume_run`; running steps finish."""
-    await signal_run(client, workflow_id, PAUSE_SIGNAL)
-
-
-async def resume_run(client: Client, workflow_id: str) -> None:
-    await signal_run(client, workflow_id, RESUME_SIGNAL)
-
-
-async def cancel_run(client: Client, workflow_id: str, *, native: bool = False) -> None:
-    """Ask the run to cancel itself: running steps are cancelled, compensation runs,
-    and it ends CANCELED. *native* uses Temporal's cancellation request instead."""
-    if not native:
-        await signal_run(client, workflow_id, CANCEL_SIGNAL)
-        return
-    try:
-        await get_handle(client, workflow_id).cancel()
-    except RPCError as err:
-        raise _control_error(workflow_id, "cancel", err) from None
-
-
-async def terminate_run(client: Client, workflow_id: str, *, reason: str | None = None) -> None:
-    """End the run at once: no compensation, no cleanup, ends TERMINATED."""
-    try:
-        await get_handle(client, workflow_id).terminate(reason=reason)
-    except RPCError as err:
-        raise _control_error(workflow_id, "terminate", err) from None

@@ -10,11 +10,12 @@ arguments (CLI flags) win over both.
 from __future__ import annotations
 
 import os
+import re
 
 import temporalio.client
 from temporalio.envconfig import ClientConfig, ClientConnectConfig
 
-from dsl.errors import DslError
+from dsl.errors import DslError, InputError
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_TASK_QUEUE", "connect", "connect_config", "task_queue"]
 
@@ -43,20 +44,28 @@ def connect_config(
 async def connect(
     *, address: str | None = None, namespace: str | None = None
 ) -> temporalio.client.Client:
-    """Connect the way the `temporal` CLI would; explicit arguments win.
+    """Connect like the `temporal` CLI does; explicit arguments win; one-line errors.
 
-    Raises `DslError("cannot reach Temporal at ADDRESS: reason")` when the server does
-    not answer, so the CLI prints one line instead of a Rust error chain.
+    The client carries the claim-check payload codec of the configured store
+    (`interpreter.payloads`). A malformed address is the user's typo (`InputError`,
+    exit 2); a server that does not answer is `ServiceError` (exit 1).
     """
-    config = connect_config(address=address, namespace=namespace)
     from interpreter.payloads import data_converter, payload_store_from_env
 
-    # Values over Temporal's payload limit go to the configured store (claim check).
+    config = connect_config(address=address, namespace=namespace)
+    target = config["target_host"]
     converter = data_converter(payload_store_from_env())
     try:
         return await temporalio.client.Client.connect(**config, data_converter=converter)
+    except ValueError as err:
+        raise InputError(f"invalid Temporal address {target!r}: {err}") from None
     except RuntimeError as err:
-        raise DslError(f"cannot reach Temporal at {config['target_host']}: {err}") from err
+        found = re.search(r'message: "([^"]+)"', str(err))
+        reason = found.group(1).lower() if found else " ".join(str(err).split())[:200]
+        raise DslError(
+            f"cannot reach Temporal at {target}: {reason} "
+            "(is it running? `tdsl dev` starts one; TEMPORAL_ADDRESS points elsewhere)"
+        ) from None
 
 
 def task_queue() -> str:

@@ -2,7 +2,7 @@
 
 Temporal is the source of truth and the workflow does no database work (no extra
 activity, no extra event): a `Projector` next to the worker reads what Temporal
-knows and UPSERTs it into the `runs` and `run_steps` tables of `activities.store`.
+knows and UPSERTs it into the `runs` and `run_steps` tables of `interpreter.history.store`.
 
 One cycle (every *interval* seconds)::
 
@@ -51,9 +51,15 @@ from temporalio.client import (
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.store import RunRecord, StepRecord, Store
-from interpreter.client import RunHistory, failure_message, merge_steps, query_status, status_name
+from interpreter.client.status import (
+    RunHistory,
+    failure_message,
+    merge_steps,
+    query_status,
+    status_name,
+)
 from interpreter.contract import OUTPUTS_QUERY, WORKFLOW_NAME
+from interpreter.history.store import RunRecord, StepRecord, Store
 
 __all__ = ["DEFAULT_INTERVAL", "DEFAULT_MARGIN", "Projector", "record_history"]
 

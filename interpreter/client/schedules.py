@@ -1,38 +1,27 @@
-"""Schedules from a definition's triggers, and tasks completed from outside.
+"""Schedules from a definition's triggers: the library behind `tdsl deploy` and `tdsl schedules`.
 
-The library behind `tdsl deploy`, `tdsl schedules`, `tdsl tasks`, `tdsl complete`
-and `tdsl fail`; the CLI (`interpreter.cli_schedules`) only parses and prints.
-
-**Schedules.** Each `schedule` trigger of a definition becomes one Temporal Schedule
-with the stable id ``tdsl-<name>-<index>`` (*index*: the trigger's position in
-`triggers`). Its action starts `DslWorkflow` exactly as `tdsl run` would: the
-definition validated and pinned into a `RunInput` at deploy time, the trigger's
-`input` checked against the definition's input schema with its defaults applied,
-search attributes `DslName`/`DslVersion`, the memo with the content hash, and the
-workflow id prefix ``<name>-scheduled`` (Temporal appends the scheduled time).
-Deploying again updates the schedules in place (a paused one stays paused) and
-deletes those of the same definition whose trigger is gone. Only schedules we
-created are touched: they carry the memo key ``tdsl_schedule`` naming their
-definition and trigger, and the `DslName`/`DslVersion` search attributes.
-Schedule listing is eventually consistent, so a schedule created a moment ago may
-be missing from `list_schedules` (and escape removal) for a second or so.
-
-**Asynchronously completed tasks.** The `human.task` activity
-(`activities.async_tasks`) publishes its task token as its heartbeat details and
-hands the step over; `pending_tasks` reads the tokens back from the run's pending
-activities, and `complete_task` / `fail_task` finish a step by its token.
+Each `schedule` trigger of a definition becomes one Temporal Schedule with the
+stable id ``tdsl-<name>-<index>`` (*index*: the trigger's position in `triggers`).
+Its action starts `DslWorkflow` exactly as `tdsl run` would: the definition
+validated and pinned into a `RunInput` at deploy time, the trigger's `input` checked
+against the definition's input schema with its defaults applied, search attributes
+`DslName`/`DslVersion`, the memo with the content hash, and the workflow id prefix
+``<name>-scheduled`` (Temporal appends the scheduled time). Deploying again updates
+the schedules in place (a paused one stays paused) and deletes those of the same
+definition whose trigger is gone. Only schedules we created are touched: they carry
+the memo key ``tdsl_schedule`` naming their definition and trigger, and the
+`DslName`/`DslVersion` search attributes. Schedule listing is eventually consistent,
+so a schedule created a moment ago may be missing from `list_schedules` (and escape
+removal) for a second or so.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
     Schedule,
@@ -45,20 +34,17 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
-    WorkflowExecutionStatus,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.async_tasks import HUMAN_TASK, TOKEN_KEY, decode_token
 from dsl.catalog import Catalog
 from dsl.durations import format_duration
-from dsl.errors import DefinitionError, DslError, InputError, NotFoundError
+from dsl.errors import DefinitionError, DslError, InputError
 from dsl.inputs import prepare_input
 from dsl.models import ScheduleTrigger
 from dsl.validate import ValidatedDefinition, validate_file
-from interpreter.client import prepare_run, start_options
+from interpreter.client.submit import prepare_run, start_options
 from interpreter.contract import DSL_NAME, DSL_VERSION, SEARCH_ATTRIBUTES, WORKFLOW_NAME, RunInput
 
 __all__ = [
@@ -66,18 +52,13 @@ __all__ = [
     "DeployChange",
     "DeployPlan",
     "PlannedSchedule",
-    "complete_task",
     "deploy",
-    "fail_task",
     "list_schedules",
-    "parse_token",
-    "pending_tasks",
     "plan_deploy",
     "schedule_id",
     "spec_text",
-    "start_options",
-    "wait_for_task",
 ]
+
 
 SCHEDULE_MEMO = "tdsl_schedule"
 """Memo key of the schedules we manage: ``{"definition": name, "trigger": index}``."""
@@ -406,130 +387,3 @@ async def list_schedules(client: Client, *, definition: str | None = None) -> li
     except RPCError as err:
         raise DslError(f"cannot list schedules: {err.message}") from None
     return sorted(found, key=lambda item: (item["definition"], item["trigger"], item["id"]))
-
-
-# --------------------------------------------------------------------------- async tasks
-
-
-async def pending_tasks(client: Client, workflow_id: str) -> list[dict[str, Any]]:
-    """The `human.task` steps of a run that wait for `complete_task` or `fail_task`.
-
-    Each is ``{"step", "token", "message", "assignee", "details", "attempt",
-    "state"}``; `token` is None while the task is not (yet, or no longer) handed
-    over, e.g. between a timed-out attempt and its retry.
-    """
-    _, tasks = await _pending(client, workflow_id)
-    return tasks
-
-
-async def wait_for_task(
-    client: Client,
-    workflow_id: str,
-    step: str,
-    *,
-    timeout: float = 30.0,
-    poll_interval: float = 0.2,
-) -> dict[str, Any]:
-    """The task of step *step* (a foreach item is ``step[2]``) once its token is published.
-
-    Raises `NotFoundError` when the run ends first, `DslError` after *timeout* seconds.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        running, tasks = await _pending(client, workflow_id)
-        for task in tasks:
-            if task["step"] == step and task["token"]:
-                return task
-        if not running:
-            raise NotFoundError(f"run {workflow_id!r} ended before step {step!r} waited")
-        if loop.time() >= deadline:
-            raise DslError(f"step {step!r} of {workflow_id!r} did not wait within {timeout:g}s")
-        await asyncio.sleep(poll_interval)
-
-
-async def _pending(client: Client, workflow_id: str) -> tuple[bool, list[dict[str, Any]]]:
-    """(the run is running, its waiting `human.task` steps)."""
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise NotFoundError(f"no run with workflow id {workflow_id!r}") from None
-        raise DslError(f"cannot describe run {workflow_id!r}: {err.message}") from None
-    tasks: list[dict[str, Any]] = []
-    for pending in description.raw_description.pending_activities:
-        if pending.activity_type.name != HUMAN_TASK:
-            continue
-        published: dict[str, Any] = {}
-        if pending.heartbeat_details.payloads:
-            with contextlib.suppress(Exception):  # undecodable details: no token to show
-                values = await client.data_converter.decode(
-                    list(pending.heartbeat_details.payloads)
-                )
-                if values and isinstance(values[0], dict):
-                    published = values[0]
-        started = pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-        current = published.get("attempt") == pending.attempt and started
-        tasks.append(
-            {
-                "step": pending.activity_id,
-                "token": published.get(TOKEN_KEY) if current else None,
-                "message": published.get("message"),
-                "assignee": published.get("assignee"),
-                "details": published.get("details") or {},
-                "attempt": pending.attempt,
-                "state": PendingActivityState.Name(pending.state)
-                .removeprefix("PENDING_ACTIVITY_STATE_")
-                .lower(),
-            }
-        )
-    return description.status == WorkflowExecutionStatus.RUNNING, tasks
-
-
-def parse_token(text: str) -> bytes:
-    """The task token *text* encodes (as `tdsl tasks` prints it); `InputError` if malformed."""
-    try:
-        return decode_token(text)
-    except ValueError as err:
-        raise InputError(f"invalid task token: {err}") from None
-
-
-def _task_error(action: str, err: RPCError) -> DslError:
-    if err.status == RPCStatusCode.INVALID_ARGUMENT:
-        return InputError(f"invalid task token: {err.message}")
-    if err.status == RPCStatusCode.NOT_FOUND:
-        return NotFoundError(
-            f"cannot {action} the task: it is no longer waiting (already completed or failed, "
-            f"timed out, or its run ended): {err.message}"
-        )
-    return DslError(f"cannot {action} the task: {err.message}")
-
-
-async def complete_task(client: Client, token: str | bytes, result: Any = None) -> None:
-    """Complete the task *token* names: its step completes with output *result*.
-
-    A token that is not base64url or not a task token is an `InputError`; one whose
-    task no longer waits is a `NotFoundError`.
-    """
-    handle = client.get_async_activity_handle(
-        task_token=token if isinstance(token, bytes) else parse_token(token)
-    )
-    try:
-        await handle.complete(result)
-    except RPCError as err:
-        raise _task_error("complete", err) from None
-
-
-async def fail_task(
-    client: Client, token: str | bytes, message: str, *, error_type: str | None = None
-) -> None:
-    """Fail the task *token* names, without retries: its step fails with *message*."""
-    handle = client.get_async_activity_handle(
-        task_token=token if isinstance(token, bytes) else parse_token(token)
-    )
-    error = ApplicationError(message, type=error_type or "TaskFailed", non_retryable=True)
-    try:
-        await handle.fail(error)
-    except RPCError as err:
-        raise _task_error("fail", err) from None

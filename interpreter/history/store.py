@@ -55,7 +55,7 @@ __all__ = [
     "registry_from_env",
 ]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "schema" / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "schema" / "migrations"
 """`NNNN_name.sql` files, applied in the order of NNNN."""
 
 RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")

@@ -26,8 +26,9 @@ from dsl.errors import DefinitionError, DslError, InputError
 from dsl.render import FORMATS, render
 from dsl.schema import schema_text
 from dsl.validate import validate_file
-from interpreter import cli_db, cli_schedules
-from interpreter.cli_support import (
+from interpreter.cli import db as cli_db
+from interpreter.cli import schedules as cli_schedules
+from interpreter.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 
     from activities.http_guard import HttpAllowList
-    from interpreter.dev_databases import DevDatabases
+    from interpreter.dev.databases import DevDatabases
     from interpreter.payloads import PayloadStore
 
 __all__ = ["main"]
@@ -217,7 +218,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _registry() -> Catalog | None:
     """The PostgreSQL registry when DATABASE_URL is set, consulted only for unknown names."""
-    from interpreter.client import registry_catalog
+    from interpreter.client.submit import registry_catalog
 
     return registry_catalog()
 
@@ -316,7 +317,7 @@ def _print_outcome(state: dict[str, Any]) -> None:
 
 
 async def _watch(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-    from interpreter.client import wait_for_run
+    from interpreter.client.status import wait_for_run
 
     try:
         with _ProgressView() as view:
@@ -332,7 +333,7 @@ async def _watch(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from interpreter.client import check_workflow_id, prepare_run
+    from interpreter.client.submit import check_workflow_id, prepare_run
 
     if args.workflow_id is not None:
         check_workflow_id(args.workflow_id)
@@ -356,7 +357,7 @@ async def _check_actions_against_workers(
         return  # --activities was checked already; without a database we cannot tell
     if _mentions_key(run_input.definition, "task_queue"):
         return  # steps on other task queues have other workers
-    from interpreter.client import registry_catalog
+    from interpreter.client.submit import registry_catalog
     from interpreter.worker_registry import registered_activities
 
     names = await registered_activities(client, database_url, task_queue_of(args))
@@ -374,7 +375,8 @@ def _mentions_key(value: Any, key: str) -> bool:
 
 
 async def _run_async(args: argparse.Namespace, run_input: Any) -> int:
-    from interpreter.client import run_json, start_run, ui_link, wait_for_run
+    from interpreter.client.status import run_json, ui_link, wait_for_run
+    from interpreter.client.submit import start_run
 
     client = await client_for(args)
     await _check_actions_against_workers(args, client, run_input)
@@ -397,7 +399,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 async def _status_async(args: argparse.Namespace) -> int:
-    from interpreter.client import get_handle, run_status, ui_link, wait_for_run
+    from interpreter.client.control import get_handle
+    from interpreter.client.status import run_status, ui_link, wait_for_run
 
     client = await client_for(args)
     handle = get_handle(client, args.workflow_id)
@@ -417,7 +420,8 @@ async def _status_async(args: argparse.Namespace) -> int:
 
 
 def _signal(args: argparse.Namespace) -> int:
-    from interpreter.client import parse_json_argument, signal_run
+    from interpreter.client.control import signal_run
+    from interpreter.client.submit import parse_json_argument
 
     payload = (
         parse_json_argument(args.payload, what="--payload") if args.payload is not None else None
@@ -521,13 +525,13 @@ def _dev_postgres(state_dir: Path, enabled: bool) -> Iterator[DevDatabases | Non
     """The embedded PostgreSQL with its two roles (history, `sql.query`), unless
     DATABASE_URL already names a database; a failure to start it is a warning, not
     the end of `tdsl dev`."""
-    from interpreter.dev_databases import DevDatabases, provision_databases
+    from interpreter.dev.databases import DevDatabases, provision_databases
 
     if not enabled or os.environ.get("DATABASE_URL"):
         url = os.environ.get("DATABASE_URL")
         yield DevDatabases(url, os.environ.get("TDSL_SQL_URL", "")) if url else None
         return
-    from interpreter.servers import EmbeddedPostgres
+    from interpreter.dev.servers import EmbeddedPostgres
 
     server = EmbeddedPostgres(state_dir / "postgres")
     try:
@@ -593,9 +597,9 @@ def _dev_payloads(state_dir: Path) -> tuple[PayloadStore | None, str, str | None
 async def _dev_async(
     args: argparse.Namespace, state_dir: Path, databases: DevDatabases | None
 ) -> None:
-    from interpreter.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, task_queue
+    from interpreter.client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, task_queue
+    from interpreter.dev.servers import DevServer
     from interpreter.payloads import with_payload_codec
-    from interpreter.servers import DevServer
     from interpreter.worker import running_worker, stop_on_signals
 
     payloads, payloads_line, payloads_env = _dev_payloads(state_dir)

@@ -7,7 +7,7 @@ this process, submits one run per definition with the input from
 for), and prints one block per run. Exit code 1 when a run does not end as
 expected (`"expect"` in the `.demo.json`, default COMPLETED).
 
-    python -m interpreter.demo [--keep] [--definitions DIR]
+    python -m interpreter.dev.demo [--keep] [--definitions DIR]
 
 With `--keep` the server and the worker stay up until Ctrl-C, so the runs can be
 browsed in the Web UI; without it nothing is left running.
@@ -32,21 +32,16 @@ from temporalio.client import Client
 
 from dsl.catalog import DEFINITION_SUFFIXES
 from dsl.errors import DefinitionError, DslError
-from interpreter.client import (
-    FINAL_STATUSES,
-    prepare_run,
-    signal_run,
-    start_run,
-    ui_link,
-    wait_for_run,
-)
-from interpreter.schedules import complete_task, wait_for_task
-from interpreter.servers import DevServer
+from interpreter.client.control import signal_run
+from interpreter.client.status import FINAL_STATUSES, ui_link, wait_for_run
+from interpreter.client.submit import prepare_run, start_run
+from interpreter.client.tasks import complete_task, wait_for_task
+from interpreter.dev.servers import DevServer
 from interpreter.worker import running_worker, stop_on_signals
 
 __all__ = ["DemoPlan", "load_plan", "main", "run_demo"]
 
-DEFAULT_DEFINITIONS = Path(__file__).resolve().parents[1] / "definitions"
+DEFAULT_DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 TASK_QUEUE = "temporal-dsl-demo"
 
 
@@ -204,7 +199,7 @@ async def run_demo(definitions: Path, *, keep: bool = False, state_dir: Path | N
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m interpreter.demo", description="Run every example definition for real."
+        prog="python -m interpreter.dev.demo", description="Run every example definition for real."
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep server and worker up until Ctrl-C"

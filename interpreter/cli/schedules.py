@@ -12,7 +12,7 @@ import asyncio
 import sys
 from typing import Any
 
-from interpreter.cli_support import (
+from interpreter.cli.support import (
     EXIT_OK,
     activity_names_of,
     add_connection_options,
@@ -74,7 +74,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from interpreter.schedules import deploy, plan_deploy
+    from interpreter.client.schedules import deploy, plan_deploy
 
     plan = plan_deploy(
         args.file, definitions=args.definitions, activities=activity_names_of(args.activities)
@@ -93,7 +93,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _schedules(args: argparse.Namespace) -> int:
-    from interpreter.schedules import list_schedules
+    from interpreter.client.schedules import list_schedules
 
     async def run() -> list[dict[str, Any]]:
         return await list_schedules(await client_for(args), definition=args.definition)
@@ -134,7 +134,7 @@ def _schedules(args: argparse.Namespace) -> int:
 
 
 def _tasks(args: argparse.Namespace) -> int:
-    from interpreter.schedules import pending_tasks
+    from interpreter.client.tasks import pending_tasks
 
     async def run() -> list[dict[str, Any]]:
         return await pending_tasks(await client_for(args), args.workflow_id)
@@ -159,8 +159,8 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from interpreter.client import parse_json_argument
-    from interpreter.schedules import complete_task, parse_token
+    from interpreter.client.submit import parse_json_argument
+    from interpreter.client.tasks import complete_task, parse_token
 
     token = parse_token(args.token)  # a malformed token needs no server to be refused
     result = parse_json_argument(args.result, what="--result") if args.result is not None else None
@@ -174,7 +174,7 @@ def _complete(args: argparse.Namespace) -> int:
 
 
 def _fail(args: argparse.Namespace) -> int:
-    from interpreter.schedules import fail_task, parse_token
+    from interpreter.client.tasks import fail_task, parse_token
 
     token = parse_token(args.token)
 

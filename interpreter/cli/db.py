@@ -1,7 +1,7 @@
 """`tdsl db migrate`, `register`, `definitions`, `runs`: the PostgreSQL registry and run history.
 
 Every command here needs `DATABASE_URL` (exit 2 without it) and talks to the
-database through `activities.store.Store`; a database that does not answer is one
+database through `interpreter.history.store.Store`; a database that does not answer is one
 line and exit 1. Lists are rich tables, or exactly one JSON document with `--json`.
 """
 
@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dsl.errors import DefinitionError, DslError, InputError
-from interpreter.cli_support import STEP_STYLES, positive_int, print_diagnostics, print_json
+from interpreter.cli.support import STEP_STYLES, positive_int, print_diagnostics, print_json
 
 if TYPE_CHECKING:
-    from activities.store import Store
+    from interpreter.history.store import Store
 
 __all__ = ["DEFINITION_KEYS", "RUN_KEYS", "RUN_SHOW_KEYS", "STEP_KEYS", "register"]
 
@@ -95,7 +95,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run_status(text: str) -> str:
-    from activities.store import RUN_STATUSES
+    from interpreter.history.store import RUN_STATUSES
 
     value = text.strip().upper().replace("-", "_")
     value = {"CANCELLED": "CANCELED", "TIMEDOUT": "TIMED_OUT"}.get(value, value)
@@ -121,7 +121,7 @@ async def _open_store() -> AsyncIterator[Store]:
     """The store at `DATABASE_URL`; database failures become one-line `DslError`s."""
     import asyncpg
 
-    from activities.store import Store, redact_url
+    from interpreter.history.store import Store, redact_url
 
     url = _database_url()
     where = redact_url(url)
@@ -196,9 +196,9 @@ def _register(args: argparse.Namespace) -> int:
 
 
 async def _register_async(args: argparse.Namespace) -> int:
-    from activities.store import VersionConflict, registry_catalog
     from dsl.bundle import content_hash
     from dsl.validate import validate_file
+    from interpreter.history.store import VersionConflict, registry_catalog
 
     failed = False
     async with _open_store() as store:

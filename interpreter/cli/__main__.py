@@ -1,0 +1,5 @@
+"""`python -m interpreter.cli` is `tdsl`."""
+
+from interpreter.cli.app import run
+
+run()
