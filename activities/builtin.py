@@ -38,6 +38,7 @@ from activities.http_guard import (
     check_url,
     guarded_client,
 )
+from activities.postgres import init_json_codec
 
 __all__ = ["MAX_RESULT_BYTES", "SQL_URL_VARIABLE", "BuiltinActivities", "to_json_value"]
 
@@ -175,14 +176,6 @@ def _row_count(status: str | None, rows: int) -> int:
     """Rows affected from the command tag (`INSERT 0 3`, `UPDATE 2`, `SELECT 5`)."""
     last = (status or "").rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else rows
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # json/jsonb in and out as JSON values rather than strings.
-    for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
 
 
 class BuiltinActivities:
@@ -442,6 +435,6 @@ class BuiltinActivities:
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    self.sql_url, min_size=0, max_size=10, init=_init_connection
+                    self.sql_url, min_size=0, max_size=10, init=init_json_codec
                 )
         return self._pool

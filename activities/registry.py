@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import async_tasks, examples
 from activities.builtin import BuiltinActivities
-from dsl.errors import DslError, NotFoundError
+from dsl.errors import ConfigurationError, NotFoundError
 
 __all__ = [
     "activity_name",
@@ -54,13 +54,13 @@ def merge_activities(*groups: Iterable[Callable[..., Any]]) -> list[Callable[...
     for group in groups:
         for fn in group:
             if not is_activity(fn):
-                raise DslError(f"{_describe(fn)} is not an @activity.defn function")
+                raise ConfigurationError(f"{_describe(fn)} is not an @activity.defn function")
             name = activity_name(fn) or "<dynamic>"
             seen = by_name.get(name)
             if seen is None:
                 by_name[name] = fn
             elif seen != fn:
-                raise DslError(
+                raise ConfigurationError(
                     f"activity name {name!r} is registered twice: "
                     f"{_describe(seen)} and {_describe(fn)}"
                 )

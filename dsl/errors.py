@@ -1,16 +1,28 @@
 """The one error tree of temporal-dsl.
 
 Errors a user caused carry enough context to be fixed without reading our code;
-anything else is a bug and is allowed to be a plain exception.
+anything else is a bug and is allowed to be a plain exception. Raise a leaf, never
+`DslError` itself: the leaf says what kind of trouble it is, and the CLI turns
+`DefinitionError` and `InputError` into exit code 2, every other leaf into 1.
 
-    DslError                    everything we raise on purpose
+    DslError                    everything we raise on purpose (never raised itself)
     ├── DefinitionError         a definition file is wrong: one Diagnostic per mistake,
     │                           each printed as FILE:LINE:COL: error: message
     ├── ExpressionError         a template or JsonLogic condition cannot be parsed or
     │                           resolved (validation attaches a position; at run time
     │                           the interpreter turns it into a step failure)
     ├── InputError              run input or a CLI argument is invalid (exit code 2)
-    └── NotFoundError           a named definition, run or activity does not exist
+    ├── NotFoundError           a named definition, run or activity does not exist
+    ├── ConflictError           what is asked contradicts what is stored
+    │   └── VersionConflict     (interpreter.history.store) a registered version
+    │                           with other content
+    ├── ConfigurationError      the installation or environment is wrong: settings
+    │                           files, activity modules, ports, a missing extra
+    ├── ServiceError            Temporal, PostgreSQL or an embedded server is
+    │   │                       unreachable, refused the request or failed
+    │   └── DatabaseUnavailable (interpreter.history.store) PostgreSQL cannot be reached
+    └── PayloadError            (interpreter.payloads) a value too large to send, or a
+                                stored value that cannot be read
 """
 
 from __future__ import annotations
@@ -19,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "ConfigurationError",
+    "ConflictError",
     "DefinitionError",
     "Diagnostic",
     "DslError",
@@ -26,6 +40,7 @@ __all__ = [
     "InputError",
     "NotFoundError",
     "Problem",
+    "ServiceError",
 ]
 
 
@@ -64,6 +79,19 @@ class InputError(DslError):
 
 class NotFoundError(DslError):
     """A definition, run, schedule or activity that was named does not exist."""
+
+
+class ConflictError(DslError):
+    """What was asked contradicts what is stored (e.g. an immutable version)."""
+
+
+class ConfigurationError(DslError):
+    """The installation or the environment is wrong; the fix is a setting, not input."""
+
+
+class ServiceError(DslError):
+    """A service we need (Temporal, PostgreSQL, an embedded server) is unreachable,
+    refused the request or failed; usually worth trying again once it is back."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from dsl.errors import InputError
-from dsl.expressions import json_type
+from dsl.values import json_type
 
 __all__ = ["apply_defaults", "prepare_input"]
 

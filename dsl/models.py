@@ -28,6 +28,7 @@ from pydantic.alias_generators import to_camel
 from dsl.durations import format_duration, parse_duration
 
 __all__ = [
+    "DEFAULT_VERSION",
     "STEP_TYPES",
     "ApiTrigger",
     "Compensation",
@@ -52,6 +53,9 @@ __all__ = [
     "Trigger",
     "WaitStep",
 ]
+
+DEFAULT_VERSION = "1.0.0"
+"""The version of a definition that names none."""
 
 EXTRA_SPELLINGS: dict[str, tuple[str, ...]] = {
     "timeout": ("timeoutSeconds", "timeout_seconds"),
@@ -360,7 +364,7 @@ class Definition(Model):
 
     id: str | None = None
     name: DefinitionName
-    version: SemVer = "1.0.0"
+    version: SemVer = DEFAULT_VERSION
     description: str | None = None
     input: dict[str, Any] | None = Field(default=None, description="JSON Schema of the run input")
     defaults: StepDefaults = Field(default_factory=StepDefaults)

@@ -16,14 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from dsl.conditions import KNOWN_OPERATORS, condition_vars, expand_rules
 from dsl.errors import ExpressionError, Problem
-from dsl.expressions import (
-    KNOWN_OPERATORS,
-    condition_vars,
-    expand_rules,
-    find_templates,
-    format_path,
-)
 from dsl.graph import ON_FAILURE, WorkflowGraph, scope_name, suggest
 from dsl.loader import JsonPath
 from dsl.models import (
@@ -36,6 +30,7 @@ from dsl.models import (
     TaskStep,
     WaitStep,
 )
+from dsl.templates import find_templates, format_path
 
 __all__ = ["check_references"]
 

@@ -18,6 +18,9 @@ __all__ = [
     "CONTROL_SIGNALS",
     "DSL_NAME",
     "DSL_VERSION",
+    "MEMO_HASH",
+    "MEMO_NAME",
+    "MEMO_VERSION",
     "OUTPUTS_QUERY",
     "PAUSE_SIGNAL",
     "RESUME_SIGNAL",
@@ -60,6 +63,12 @@ CANCEL_RUN_ACTIVITY = "tdsl.cancel_run"
 """The internal activity through which a `cancel` signal becomes a real cancellation."""
 
 RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")
+"""A run's status as `tdsl status`, the run history and `tdsl runs --status` spell it."""
+
+MEMO_NAME = "dsl_name"
+MEMO_VERSION = "dsl_version"
+MEMO_HASH = "dsl_hash"
+"""Memo keys of every run: the definition's name, version and content hash."""
 
 
 @dataclass

@@ -34,7 +34,7 @@ from activities.registry import (
     merge_activities,
     with_unknown_action_guard,
 )
-from dsl.errors import DslError, InputError, NotFoundError
+from dsl.errors import DslError, InputError, NotFoundError, ServiceError
 from interpreter.contract import WORKFLOW_NAME
 from interpreter.control import cancel_run
 from interpreter.payloads import PayloadLimitInterceptor, payload_codec, worker_client
@@ -217,7 +217,7 @@ async def _stop_task(task: asyncio.Task[None] | None) -> None:
 def worker_failure(err: RuntimeError) -> DslError:
     """A fatal worker error (the bridge raises RuntimeError) as one line."""
     first = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return DslError(f"the worker stopped: {first[:300]}")
+    return ServiceError(f"the worker stopped: {first[:300]}")
 
 
 async def _check_namespace(client: Client) -> None:
@@ -232,7 +232,9 @@ async def _check_namespace(client: Client) -> None:
                 f"namespace {client.namespace!r} does not exist on "
                 f"{client.service_client.config.target_host}"
             ) from None
-        raise DslError(f"cannot describe namespace {client.namespace!r}: {err.message}") from None
+        raise ServiceError(
+            f"cannot describe namespace {client.namespace!r}: {err.message}"
+        ) from None
 
 
 @contextlib.contextmanager

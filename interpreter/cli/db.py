@@ -8,7 +8,6 @@ line and exit 1. Lists are rich tables, or exactly one JSON document with `--jso
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -17,7 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from dsl.errors import DefinitionError, DslError, InputError
+from dsl.errors import DefinitionError, DslError, InputError, ServiceError
 from interpreter.cli.support import STEP_STYLES, positive_int, print_diagnostics, print_json
 
 if TYPE_CHECKING:
@@ -95,7 +94,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run_status(text: str) -> str:
-    from interpreter.history.store import RUN_STATUSES
+    from interpreter.contract import RUN_STATUSES
 
     value = text.strip().upper().replace("-", "_")
     value = {"CANCELLED": "CANCELED", "TIMEDOUT": "TIMED_OUT"}.get(value, value)
@@ -130,15 +129,15 @@ async def _open_store() -> AsyncIterator[Store]:
         async with store:
             yield store
     except asyncpg.UndefinedTableError:
-        raise DslError(
+        raise ServiceError(
             f"the database at {where} has no temporal-dsl tables; run `tdsl db migrate`"
         ) from None
     except DslError:
         raise
     except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as err:
-        raise DslError(f"lost the connection to PostgreSQL at {where}: {err}") from None
+        raise ServiceError(f"lost the connection to PostgreSQL at {where}: {err}") from None
     except asyncpg.PostgresError as err:
-        raise DslError(f"PostgreSQL at {where}: {' '.join(str(err).split())}") from None
+        raise ServiceError(f"PostgreSQL at {where}: {' '.join(str(err).split())}") from None
 
 
 def _console() -> Any:
@@ -177,13 +176,10 @@ def _short(value: Any, limit: int = 100) -> str:
 # --------------------------------------------------------------------------- commands
 
 
-def _migrate(args: argparse.Namespace) -> int:
-    async def migrate() -> tuple[list[str], int]:
-        async with _open_store() as store:
-            applied = await store.migrate()
-            return applied, len(await store.migrations())
-
-    applied, total = asyncio.run(migrate())
+async def _migrate(args: argparse.Namespace) -> int:
+    async with _open_store() as store:
+        applied = await store.migrate()
+        total = len(await store.migrations())
     for name in applied:
         print(f"applied {name}")
     if not applied:
@@ -191,11 +187,7 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register(args: argparse.Namespace) -> int:
-    return asyncio.run(_register_async(args))
-
-
-async def _register_async(args: argparse.Namespace) -> int:
+async def _register(args: argparse.Namespace) -> int:
     from dsl.bundle import content_hash
     from dsl.validate import validate_file
     from interpreter.history.store import VersionConflict, registry_catalog
@@ -225,12 +217,9 @@ async def _register_async(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _definitions(args: argparse.Namespace) -> int:
-    async def load() -> list[dict[str, Any]]:
-        async with _open_store() as store:
-            return await store.definitions()
-
-    found = asyncio.run(load())
+async def _definitions(args: argparse.Namespace) -> int:
+    async with _open_store() as store:
+        found = await store.definitions()
     if args.json:
         print_json([{key: d[key] for key in DEFINITION_KEYS} for d in found])
         return 0
@@ -255,14 +244,9 @@ def _definitions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runs(args: argparse.Namespace) -> int:
-    async def load() -> list[dict[str, Any]]:
-        async with _open_store() as store:
-            return await store.runs(
-                status=args.status, definition=args.definition, limit=args.limit
-            )
-
-    found = asyncio.run(load())
+async def _runs(args: argparse.Namespace) -> int:
+    async with _open_store() as store:
+        found = await store.runs(status=args.status, definition=args.definition, limit=args.limit)
     if args.json:
         print_json([{key: run[key] for key in RUN_KEYS} for run in found])
         return 0
@@ -288,14 +272,11 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runs_show(args: argparse.Namespace) -> int:
+async def _runs_show(args: argparse.Namespace) -> int:
     from dsl.errors import NotFoundError
 
-    async def load() -> dict[str, Any] | None:
-        async with _open_store() as store:
-            return await store.run(args.workflow_id, args.run_id)
-
-    run = asyncio.run(load())
+    async with _open_store() as store:
+        run = await store.run(args.workflow_id, args.run_id)
     if run is None:
         which = f"run {args.run_id!r} of " if args.run_id else ""
         raise NotFoundError(f"no {which}workflow id {args.workflow_id!r} in the run history")

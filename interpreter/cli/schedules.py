@@ -8,7 +8,6 @@ argument one line (exit 2), a task that no longer waits one line (exit 1).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -73,18 +72,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     fail.set_defaults(handler=_fail, uses_temporal=True)
 
 
-def _deploy(args: argparse.Namespace) -> int:
+async def _deploy(args: argparse.Namespace) -> int:
     from interpreter.client.schedules import deploy, plan_deploy
 
     plan = plan_deploy(
         args.file, definitions=args.definitions, activities=activity_names_of(args.activities)
     )
-
-    async def run() -> list[Any]:
-        client = await client_for(args)
-        return await deploy(client, plan, task_queue=task_queue_of(args))
-
-    changes = asyncio.run(run())
+    changes = await deploy(await client_for(args), plan, task_queue=task_queue_of(args))
     for change in changes:
         print(change)
     if not changes:
@@ -92,13 +86,10 @@ def _deploy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _schedules(args: argparse.Namespace) -> int:
+async def _schedules(args: argparse.Namespace) -> int:
     from interpreter.client.schedules import list_schedules
 
-    async def run() -> list[dict[str, Any]]:
-        return await list_schedules(await client_for(args), definition=args.definition)
-
-    found = asyncio.run(run())
+    found = await list_schedules(await client_for(args), definition=args.definition)
     if args.json:
         print_json(found)
         return EXIT_OK
@@ -133,13 +124,10 @@ def _schedules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tasks(args: argparse.Namespace) -> int:
+async def _tasks(args: argparse.Namespace) -> int:
     from interpreter.client.tasks import pending_tasks
 
-    async def run() -> list[dict[str, Any]]:
-        return await pending_tasks(await client_for(args), args.workflow_id)
-
-    found = asyncio.run(run())
+    found = await pending_tasks(await client_for(args), args.workflow_id)
     if args.json:
         print_json(found)
         return EXIT_OK
@@ -158,29 +146,21 @@ def _tasks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _complete(args: argparse.Namespace) -> int:
+async def _complete(args: argparse.Namespace) -> int:
     from interpreter.client.submit import parse_json_argument
     from interpreter.client.tasks import complete_task, parse_token
 
     token = parse_token(args.token)  # a malformed token needs no server to be refused
     result = parse_json_argument(args.result, what="--result") if args.result is not None else None
-
-    async def run() -> None:
-        await complete_task(await client_for(args), token, result)
-
-    asyncio.run(run())
+    await complete_task(await client_for(args), token, result)
     print("task completed")
     return EXIT_OK
 
 
-def _fail(args: argparse.Namespace) -> int:
+async def _fail(args: argparse.Namespace) -> int:
     from interpreter.client.tasks import fail_task, parse_token
 
     token = parse_token(args.token)
-
-    async def run() -> None:
-        await fail_task(await client_for(args), token, args.message, error_type=args.error_type)
-
-    asyncio.run(run())
+    await fail_task(await client_for(args), token, args.message, error_type=args.error_type)
     print("task failed")
     return EXIT_OK

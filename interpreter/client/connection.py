@@ -15,7 +15,7 @@ import re
 import temporalio.client
 from temporalio.envconfig import ClientConfig, ClientConnectConfig
 
-from dsl.errors import DslError, InputError
+from dsl.errors import ConfigurationError, InputError, ServiceError
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_TASK_QUEUE", "connect", "connect_config", "task_queue"]
 
@@ -35,7 +35,7 @@ def connect_config(
     try:
         config = ClientConfig.load_client_connect_config()
     except RuntimeError as err:  # temporal_sdk_bridge.ConfigError
-        raise DslError(f"invalid Temporal client configuration: {err}") from err
+        raise ConfigurationError(f"invalid Temporal client configuration: {err}") from err
     config["target_host"] = address or config.get("target_host") or DEFAULT_ADDRESS
     config["namespace"] = namespace or config.get("namespace") or "default"
     return config
@@ -62,7 +62,7 @@ async def connect(
     except RuntimeError as err:
         found = re.search(r'message: "([^"]+)"', str(err))
         reason = found.group(1).lower() if found else " ".join(str(err).split())[:200]
-        raise DslError(
+        raise ServiceError(
             f"cannot reach Temporal at {target}: {reason} "
             "(is it running? `tdsl dev` starts one; TEMPORAL_ADDRESS points elsewhere)"
         ) from None

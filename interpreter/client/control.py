@@ -10,7 +10,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from dsl.errors import DslError, NotFoundError
+from dsl.errors import DslError, NotFoundError, ServiceError
 from interpreter.contract import (
     CANCEL_SIGNAL,
     PAUSE_SIGNAL,
@@ -35,7 +35,7 @@ def get_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, Any]:
 def _control_error(workflow_id: str, action: str, err: RPCError) -> DslError:
     if err.status == RPCStatusCode.NOT_FOUND:
         return NotFoundError(f"cannot {action} {workflow_id!r}: no running workflow with that id")
-    return DslError(f"cannot {action} {workflow_id!r}: {err.message}")
+    return ServiceError(f"cannot {action} {workflow_id!r}: {err.message}")
 
 
 _NO_PAYLOAD = object()

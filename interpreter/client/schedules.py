@@ -40,7 +40,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from dsl.catalog import Catalog
 from dsl.durations import format_duration
-from dsl.errors import DefinitionError, DslError, InputError
+from dsl.errors import DefinitionError, DslError, InputError, ServiceError
 from dsl.inputs import prepare_input
 from dsl.models import ScheduleTrigger
 from dsl.validate import ValidatedDefinition, validate_file
@@ -221,7 +221,7 @@ def _schedule_error(
             f"temporal operator search-attribute create --name {key.name} --type Keyword"
             for key in SEARCH_ATTRIBUTES
         )
-        return DslError(
+        return ServiceError(
             f"namespace {client.namespace!r} lacks the search attributes "
             f"{', '.join(k.name for k in SEARCH_ATTRIBUTES)} ({err.message}); "
             f"register them once: {commands}"
@@ -231,7 +231,7 @@ def _schedule_error(
         path = ("triggers", planned.index, "schedule", key)
         message = f"trigger {planned.index}: Temporal refused the schedule: {err.message}"
         return DefinitionError([plan.checked.document.source.error(path, message)])
-    return DslError(f"cannot deploy schedule {planned.id!r}: {err.message}")
+    return ServiceError(f"cannot deploy schedule {planned.id!r}: {err.message}")
 
 
 async def _create_or_update(
@@ -269,7 +269,7 @@ async def _create_or_update(
     except RPCError as err:
         raise _schedule_error(plan, planned, client, err) from None
     if foreign:
-        raise DslError(
+        raise ServiceError(
             f"schedule {planned.id!r} exists but was not created by `tdsl deploy` "
             f"for {plan.name!r}; delete or rename it first"
         )
@@ -299,11 +299,11 @@ async def deploy(client: Client, plan: DeployPlan, *, task_queue: str) -> list[D
             except RPCError as err:
                 if err.status == RPCStatusCode.NOT_FOUND:
                     continue  # already gone: that is what we wanted
-                raise DslError(f"cannot remove schedule {entry.id!r}: {err.message}") from None
+                raise ServiceError(f"cannot remove schedule {entry.id!r}: {err.message}") from None
             detail = f"trigger {tag['trigger']} is no longer in the file"
             changes.append(DeployChange("removed", entry.id, detail))
     except RPCError as err:
-        raise DslError(f"cannot list schedules: {err.message}") from None
+        raise ServiceError(f"cannot list schedules: {err.message}") from None
     return changes
 
 
@@ -385,5 +385,5 @@ async def list_schedules(client: Client, *, definition: str | None = None) -> li
                 }
             )
     except RPCError as err:
-        raise DslError(f"cannot list schedules: {err.message}") from None
+        raise ServiceError(f"cannot list schedules: {err.message}") from None
     return sorted(found, key=lambda item: (item["definition"], item["trigger"], item["id"]))

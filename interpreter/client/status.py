@@ -30,7 +30,7 @@ from temporalio.client import (
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
-from dsl.errors import DslError, NotFoundError
+from dsl.errors import NotFoundError, ServiceError
 from interpreter.contract import (
     STATUS_QUERY,
 )
@@ -256,7 +256,7 @@ async def _describe(
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise NotFoundError(f"no run with workflow id {handle.id!r}") from None
-        raise DslError(f"cannot describe run {handle.id!r}: {err.message}") from None
+        raise ServiceError(f"cannot describe run {handle.id!r}: {err.message}") from None
 
 
 async def _outcome(handle: WorkflowHandle[Any, Any], status: str) -> tuple[Any, str | None]:

@@ -23,13 +23,17 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from dsl.bundle import normalise, resolve_bundle
 from dsl.catalog import Catalog, ChainedCatalog, DirectoryCatalog
-from dsl.errors import DslError, InputError
+from dsl.errors import ConfigurationError, InputError, ServiceError
 from dsl.inputs import prepare_input
 from dsl.loader import MAX_BYTES, read_bounded
+from dsl.models import DEFAULT_VERSION
 from dsl.validate import ValidatedDefinition, validate_file
 from interpreter.contract import (
     DSL_NAME,
     DSL_VERSION,
+    MEMO_HASH,
+    MEMO_NAME,
+    MEMO_VERSION,
     SEARCH_ATTRIBUTES,
     WORKFLOW_NAME,
     RunInput,
@@ -172,13 +176,13 @@ def start_options(run_input: RunInput) -> dict[str, Any]:
     """How every run is started, by `tdsl run` or by a schedule: search attributes
     (``typed_search_attributes``), memo with the content hash, and the UI's summary."""
     definition = run_input.definition
-    name, version = str(definition["name"]), str(definition.get("version", "1.0.0"))
+    name, version = str(definition["name"]), str(definition.get("version", DEFAULT_VERSION))
     description = definition.get("description")
     return {
         "typed_search_attributes": TypedSearchAttributes(
             [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
         ),
-        "memo": {"dsl_name": name, "dsl_version": version, "dsl_hash": run_input.definition_hash},
+        "memo": {MEMO_NAME: name, MEMO_VERSION: version, MEMO_HASH: run_input.definition_hash},
         "static_summary": f"{name} {version}",
         "static_details": description if isinstance(description, str) else None,
     }
@@ -221,9 +225,9 @@ async def start_run(
                 f"temporal operator search-attribute create --name {key.name} --type Keyword"
                 for key in SEARCH_ATTRIBUTES
             )
-            raise DslError(
+            raise ConfigurationError(
                 f"namespace {client.namespace!r} lacks the search attributes "
                 f"{', '.join(k.name for k in SEARCH_ATTRIBUTES)} ({err.message}); "
                 f"register them once: {commands}"
             ) from None
-        raise DslError(f"cannot start the run: {err.message}") from None
+        raise ServiceError(f"cannot start the run: {err.message}") from None

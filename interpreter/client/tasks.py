@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.async_tasks import HUMAN_TASK, TOKEN_KEY, decode_token
-from dsl.errors import DslError, InputError, NotFoundError
+from dsl.errors import DslError, InputError, NotFoundError, ServiceError
 
 __all__ = [
     "complete_task",
@@ -65,7 +65,7 @@ async def wait_for_task(
         if not running:
             raise NotFoundError(f"run {workflow_id!r} ended before step {step!r} waited")
         if loop.time() >= deadline:
-            raise DslError(f"step {step!r} of {workflow_id!r} did not wait within {timeout:g}s")
+            raise ServiceError(f"step {step!r} of {workflow_id!r} did not wait within {timeout:g}s")
         await asyncio.sleep(poll_interval)
 
 
@@ -77,7 +77,7 @@ async def _pending(client: Client, workflow_id: str) -> tuple[bool, list[dict[st
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise NotFoundError(f"no run with workflow id {workflow_id!r}") from None
-        raise DslError(f"cannot describe run {workflow_id!r}: {err.message}") from None
+        raise ServiceError(f"cannot describe run {workflow_id!r}: {err.message}") from None
     tasks: list[dict[str, Any]] = []
     for pending in description.raw_description.pending_activities:
         if pending.activity_type.name != HUMAN_TASK:
@@ -124,7 +124,7 @@ def _task_error(action: str, err: RPCError) -> DslError:
             f"cannot {action} the task: it is no longer waiting (already completed or failed, "
             f"timed out, or its run ended): {err.message}"
         )
-    return DslError(f"cannot {action} the task: {err.message}")
+    return ServiceError(f"cannot {action} the task: {err.message}")
 
 
 async def complete_task(client: Client, token: str | bytes, result: Any = None) -> None:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from dsl.errors import DslError
+from dsl.errors import ConfigurationError, ServiceError
 
 __all__ = ["HISTORY_ROLE", "SQL_ROLE", "DevDatabases", "provision_databases", "url_for"]
 
@@ -60,17 +60,17 @@ async def provision_databases(
     """
     for name in (history_role, sql_role):
         if not _IDENTIFIER.fullmatch(name):
-            raise DslError(f"invalid role name {name!r}")
+            raise ConfigurationError(f"invalid role name {name!r}")
     try:
         conn = await asyncpg.connect(superuser_url)
     except (OSError, asyncpg.PostgresError) as err:
-        raise DslError(f"cannot provision the embedded PostgreSQL: {err}") from err
+        raise ServiceError(f"cannot provision the embedded PostgreSQL: {err}") from err
     try:
         for role in (history_role, sql_role):
             await _ensure_role_and_database(conn, role)
         await conn.execute("REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC")
     except asyncpg.PostgresError as err:
-        raise DslError(f"cannot provision the embedded PostgreSQL: {err}") from err
+        raise ServiceError(f"cannot provision the embedded PostgreSQL: {err}") from err
     finally:
         await conn.close()
     return DevDatabases(

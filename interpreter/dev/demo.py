@@ -31,7 +31,7 @@ from typing import Any
 from temporalio.client import Client
 
 from dsl.catalog import DEFINITION_SUFFIXES
-from dsl.errors import DefinitionError, DslError
+from dsl.errors import ConfigurationError, DefinitionError, DslError
 from interpreter.client.control import signal_run
 from interpreter.client.status import FINAL_STATUSES, ui_link, wait_for_run
 from interpreter.client.submit import prepare_run, start_run
@@ -88,9 +88,11 @@ def load_plan(file: Path) -> DemoPlan:
             plan.tasks = [DemoTask(**entry) for entry in settings.get("tasks", [])]
             plan.expect = str(settings.get("expect", "COMPLETED"))
         except (ValueError, TypeError, AttributeError) as err:
-            raise DslError(f"{settings_file}: not a demo settings file: {err}") from None
+            raise ConfigurationError(f"{settings_file}: not a demo settings file: {err}") from None
         if plan.expect not in FINAL_STATUSES:
-            raise DslError(f"{settings_file}: expect must be one of {', '.join(FINAL_STATUSES)}")
+            raise ConfigurationError(
+                f"{settings_file}: expect must be one of {', '.join(FINAL_STATUSES)}"
+            )
     return plan
 
 

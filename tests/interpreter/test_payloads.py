@@ -60,7 +60,7 @@ from interpreter.worker import workflow_runner
 from tests.record_histories import replay_id
 from tests.support.runs import interpreter_worker, start, statuses
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 RUN_TIMEOUT = 30.0
 """No test may wait longer than this for a run: a hanging run fails the test."""
@@ -301,7 +301,7 @@ async def test_recorded_histories_replay_through_the_codec(tmp_path: Path) -> No
 
 @pytest.fixture
 async def schema_url(postgres: str) -> AsyncIterator[str]:
-    from tests.test_store import fresh_schema
+    from tests.interpreter.history.test_store import fresh_schema
 
     async with fresh_schema(postgres) as url:
         yield url
@@ -400,7 +400,9 @@ async def offloading(
 ) -> AsyncIterator[tuple[Client, str]]:
     """A client with the codec and the store, and a production worker using both."""
     with_codec = with_payload_codec(client, store)
-    async with interpreter_worker(with_codec, task_queue, activity_modules=["tests.test_payloads"]):
+    async with interpreter_worker(
+        with_codec, task_queue, activity_modules=["tests.interpreter.test_payloads"]
+    ):
         yield with_codec, task_queue
 
 
@@ -408,7 +410,9 @@ async def offloading(
 async def no_store(client: Client, task_queue: str) -> AsyncIterator[tuple[Client, str]]:
     """Offload off: a client and a worker whose codec has no store."""
     with_codec = with_payload_codec(client, None)
-    async with interpreter_worker(with_codec, task_queue, activity_modules=["tests.test_payloads"]):
+    async with interpreter_worker(
+        with_codec, task_queue, activity_modules=["tests.interpreter.test_payloads"]
+    ):
         yield with_codec, task_queue
 
 

@@ -31,7 +31,7 @@ from interpreter.dev.servers import free_port
 from interpreter.worker import running_worker
 from tests.support.cli import run_tdsl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "definitions" / "sample-workflow.json"
 
 integration = pytest.mark.integration

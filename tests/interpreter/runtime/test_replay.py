@@ -16,7 +16,7 @@ from interpreter.runtime.workflow import DslWorkflow
 from interpreter.worker import workflow_runner
 from tests.record_histories import replay_id
 
-HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).resolve().parents[2] / "histories").glob("*.json"))
 
 
 def test_histories_are_recorded() -> None:
@@ -57,7 +57,7 @@ def test_replay_does_not_depend_on_hash_order(seed: str) -> None:
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     result = subprocess.run(
         [sys.executable, "-c", REPLAY_ALL],
         cwd=root,

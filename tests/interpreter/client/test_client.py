@@ -28,7 +28,7 @@ from interpreter.client.submit import new_workflow_id, parse_json_argument, prep
 from interpreter.contract import RunInput
 from interpreter.dev.demo import load_plan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 # --------------------------------------------------------------------------- input
 

@@ -135,7 +135,7 @@ async def test_the_history_role_is_no_superuser(databases: DevDatabases, tmp_pat
 
 async def test_the_compose_role_script_gives_the_same_isolation(tmp_path: Path) -> None:
     """`deploy/postgres/init-roles.sql`, run as the postgres image would, on a fresh server."""
-    script = (Path(__file__).resolve().parents[1] / "deploy/postgres/init-roles.sql").read_text()
+    script = (Path(__file__).resolve().parents[3] / "deploy/postgres/init-roles.sql").read_text()
     code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
     async with EmbeddedPostgres(tmp_path / "pg", delete_on_stop=True) as server:
         admin = await asyncpg.connect(server.url)

@@ -7,7 +7,7 @@ attributes and memo (list filters, "Search Attributes" and "Memo" tabs). See
 docs/temporal-ui.md for what it looks like. Runs are started with the real client's
 `start_run`, so the search attributes, memo and static summary are the ones
 `tdsl run` sets. The step summaries and the completed table of a plain run are in
-tests/test_workflow.py; this file covers the rest.
+tests/interpreter/runtime/test_workflow.py; this file covers the rest.
 """
 
 from __future__ import annotations

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dsl.render import render, to_json
+from dsl.diagram import render_diagram, to_json
 from dsl.validate import validate_file
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "definitions" / "order-fulfilment.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "definitions" / "order-fulfilment.yaml"
 
 
 def test_mermaid_has_nodes_subgraphs_and_labelled_decisions() -> None:
-    text = render(validate_file(EXAMPLE).graph, "mermaid")
+    text = render_diagram(validate_file(EXAMPLE).graph, "mermaid")
     assert text.startswith("flowchart TD\n")
     assert 'subgraph prepare["Reserve stock and charge<br/>parallel"]' in text
     assert 'route{"Choose shipping<br/>decision"}' in text
@@ -22,7 +22,7 @@ def test_mermaid_has_nodes_subgraphs_and_labelled_decisions() -> None:
 
 
 def test_dot_is_a_digraph_with_clusters() -> None:
-    text = render(validate_file(EXAMPLE).graph, "dot")
+    text = render_diagram(validate_file(EXAMPLE).graph, "dot")
     assert text.startswith('digraph "order-fulfilment 1.2.0" {')
     assert 'subgraph "cluster_prepare/stock"' in text
     assert '"route" -> "ship_parcel" [label="default"];' in text
@@ -31,7 +31,7 @@ def test_dot_is_a_digraph_with_clusters() -> None:
 
 def test_json_lists_every_node_and_edge() -> None:
     graph = validate_file(EXAMPLE).graph
-    data = json.loads(render(graph, "json"))
+    data = json.loads(render_diagram(graph, "json"))
     assert data == to_json(graph)
     ids = [node["id"] for node in data["nodes"]]
     assert sorted(ids) == sorted(graph.scope_of)

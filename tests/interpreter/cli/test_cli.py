@@ -11,7 +11,7 @@ import pytest
 from interpreter.cli import main
 from tests.support.cli import run_tdsl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "definitions"
 
 

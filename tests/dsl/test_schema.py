@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 from dsl.loader import load_file
 from dsl.schema import json_schema, schema_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "schema" / "workflow.schema.json"
 
 

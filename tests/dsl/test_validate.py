@@ -12,7 +12,7 @@ from dsl.errors import DefinitionError
 from dsl.models import TaskStep
 from dsl.validate import validate_data, validate_file, validate_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SEED = {
     "id": "sample-workflow-v1",

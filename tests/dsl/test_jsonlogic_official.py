@@ -1,4 +1,4 @@
-"""The official JsonLogic test suite, run through ``dsl.expressions.evaluate``.
+"""The official JsonLogic test suite, run through ``dsl.conditions.evaluate``.
 
 ``tests/data/jsonlogic/tests.json`` is ``tests.json`` from the public repository
 ``jwadhams/json-logic`` (the source of https://jsonlogic.com/tests.json, which the
@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
+from dsl.conditions import evaluate, unknown_operators
 from dsl.errors import ExpressionError
-from dsl.expressions import JsonValue, evaluate, unknown_operators
+from dsl.values import JsonValue
 
-SUITE = Path(__file__).parent / "data" / "jsonlogic" / "tests.json"
+SUITE = Path(__file__).resolve().parents[1] / "data" / "jsonlogic" / "tests.json"
 
 
 def _load() -> list[Any]:

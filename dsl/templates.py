@@ -1,17 +1,15 @@
-"""Templates (``${{ path }}``) and JsonLogic conditions: the only ways data flows.
+"""Templates (``${{ path }}``): how parameters, inputs and outputs read the run's data.
 
+One of the two ways data flows; the other is JsonLogic conditions (``dsl.conditions``).
 Everything here is pure and deterministic because it also runs inside the Temporal
-workflow sandbox, where a replay must compute exactly what the first run computed:
-no I/O, no clocks, no randomness, no dependence on set iteration order, and no
-``eval``. A template or condition can only *read* JSON data; no operator can reach
-a Python object.
+workflow sandbox, where a replay must compute exactly what the first run computed: no
+I/O, no clocks, no randomness, no dependence on set iteration order, and no ``eval``.
+A template can only *read* JSON data.
 
-Two deliberately different notions of "missing":
-
-* A template naming a value that is not there is an error (``ExpressionError``):
-  silently rendering ``""`` or ``null`` would pass garbage to an activity.
-* A JsonLogic ``var`` naming a value that is not there is ``null``, because that is
-  what JsonLogic specifies and conditions rely on it (``{"!": {"var": "x"}}``).
+A template naming a value that is not there is an error (``ExpressionError``):
+silently rendering ``""`` or ``null`` would pass garbage to an activity. This is
+deliberately unlike a JsonLogic ``var``, which is ``null`` for a missing value because
+JsonLogic specifies it and conditions rely on it (``{"!": {"var": "x"}}``).
 
 Templates are not resolved inside conditions: conditions read the same context
 through ``{"var": "steps.a.output.total"}``.
@@ -20,43 +18,24 @@ through ``{"var": "steps.a.output.total"}``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias, cast
-
-from json_logic.apply import apply as _jsonlogic_apply
-from json_logic.builtins import BUILTINS as _JSONLOGIC_BUILTINS
-from json_logic.builtins import to_bool as _jsonlogic_to_bool
+from typing import Any, cast
 
 from dsl.errors import ExpressionError
+from dsl.values import JsonPath, JsonValue, copy_value, json_type
 
 __all__ = [
-    "KNOWN_OPERATORS",
-    "OPERATIONS",
     "ROOTS",
-    "JsonPath",
-    "JsonValue",
     "TemplateRef",
     "check_root",
-    "condition_vars",
-    "evaluate",
-    "evaluate_condition",
-    "expand_rules",
     "find_templates",
     "format_path",
     "is_templated",
-    "json_type",
     "lookup",
     "parse_path",
     "render",
-    "unknown_operators",
 ]
-
-JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
-"""Any value JSON can express; the only kind of data templates and conditions see."""
-
-JsonPath: TypeAlias = tuple[str | int, ...]
-"""A parsed path: object keys as ``str``, list indices as ``int``."""
 
 ROOTS: tuple[str, ...] = ("input", "steps", "vars", "item", "index", "run")
 """The allowed first segments of a path (spec section 3)."""
@@ -291,21 +270,7 @@ def find_templates(value: JsonValue) -> list[TemplateRef]:
     return refs
 
 
-def json_type(value: object) -> str:
-    """How an error message names a JSON value's type: `a list (length 3)`, `null`."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return f"a list (length {len(value)})"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__  # pragma: no cover - not JSON
+# ------------------------------------------------------------------ lookup, render
 
 
 def _describe_keys(obj: Mapping[str, Any]) -> str:
@@ -364,15 +329,6 @@ def lookup(context: Mapping[str, JsonValue], path: JsonPath) -> JsonValue:
     return cast(JsonValue, current)
 
 
-def _copy(value: JsonValue) -> JsonValue:
-    """A fresh copy so results never alias (and let callers mutate) the context."""
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    return value
-
-
 def _format(value: JsonValue) -> str:
     """How a value appears when a template is embedded in a longer string."""
     if isinstance(value, str):
@@ -399,7 +355,7 @@ def _render_string(s: str, context: Mapping[str, JsonValue]) -> JsonValue:
         except ExpressionError as exc:
             raise ExpressionError(f"{piece.text}: {exc}") from None
         if whole:
-            return _copy(value)
+            return copy_value(value)
         out.append(_format(value))
     return "".join(out)
 
@@ -418,199 +374,3 @@ def render(value: JsonValue, context: Mapping[str, JsonValue]) -> JsonValue:
     if isinstance(value, dict):
         return {key: render(item, context) for key, item in value.items()}
     return value
-
-
-# ----------------------------------------------------------------------- JsonLogic
-
-OPERATIONS: dict[str, Callable[..., Any]] = {
-    name: op for name, op in _JSONLOGIC_BUILTINS.items() if name != "log" and callable(op)
-}
-"""The library's builtins minus ``log``, which prints (a side effect in a workflow).
-
-Every entry is a plain function over JSON values; there is no ``method`` operator,
-so nothing can call into Python objects.
-"""
-
-_ITERATING = frozenset({"map", "filter", "reduce", "all", "some", "none"})
-_SPECIAL_FORMS = frozenset({"if", "?:", "and", "or"}) | _ITERATING
-
-KNOWN_OPERATORS: frozenset[str] = frozenset(OPERATIONS) | _SPECIAL_FORMS | {"rule"}
-"""Operator names a condition may use: builtins, the library's special forms, ``rule``."""
-
-
-def _operation(logic: object) -> tuple[str, list[Any]] | None:
-    """``(operator, args)`` when ``logic`` is an operation, else None.
-
-    JsonLogic treats exactly-one-key dicts as operations; others are literal data.
-    A non-list argument is shorthand for a one-element list.
-    """
-    if isinstance(logic, dict) and len(logic) == 1:
-        ((op, args),) = logic.items()
-        return op, args if isinstance(args, list) else [args]
-    return None
-
-
-def expand_rules(logic: JsonValue, rules: Mapping[str, JsonValue]) -> JsonValue:
-    """Replace every ``{"rule": name}`` with that rule's logic, recursively.
-
-    Done before evaluation (and before static checks) so that named rules behave
-    exactly like the logic written inline. Unknown names and cycles raise.
-    """
-    expanded: dict[str, JsonValue] = {}
-
-    def expand(node: JsonValue, stack: tuple[str, ...]) -> JsonValue:
-        if isinstance(node, list):
-            return [expand(item, stack) for item in node]
-        if not (isinstance(node, dict) and len(node) == 1):
-            return _copy(node)
-        ((op, args),) = node.items()
-        if op != "rule":
-            return {op: expand(args, stack)}
-        if not isinstance(args, str):
-            raise ExpressionError(f"a rule reference needs a rule name, got {json.dumps(args)}")
-        name = args
-        if name in stack:
-            cycle = [*stack[stack.index(name) :], name]
-            raise ExpressionError("rule cycle: " + " -> ".join(cycle))
-        if name not in expanded:
-            if name not in rules:
-                known = ", ".join(rules) if rules else "none are defined"
-                raise ExpressionError(f"unknown rule {name!r} (rules: {known})")
-            expanded[name] = expand(rules[name], (*stack, name))
-        return _copy(expanded[name])
-
-    return expand(logic, ())
-
-
-def _var_path(arg: object) -> JsonPath | None:
-    """The path a ``var`` argument names, if it is a literal (not computed)."""
-    if isinstance(arg, bool):
-        return None
-    if isinstance(arg, int):
-        return (arg,) if arg >= 0 else None
-    if not isinstance(arg, str) or arg == "":
-        return None
-    return tuple(
-        int(p) if p.isascii() and p.isdigit() and str(int(p)) == p else p for p in arg.split(".")
-    )
-
-
-def _walk_operations(logic: object, skip_item_logic: bool) -> Iterator[tuple[str, list[Any]]]:
-    """Every operation in document order, recursing through arguments.
-
-    With ``skip_item_logic`` the per-item sub-logic of map/filter/reduce/all/some/none
-    is not entered: it runs against each item, not against the run context.
-    """
-    if isinstance(logic, list):
-        for item in logic:
-            yield from _walk_operations(item, skip_item_logic)
-        return
-    found = _operation(logic)
-    if found is None:
-        return
-    op, args = found
-    yield op, args
-    if op == "rule":
-        return
-    if skip_item_logic and op in _ITERATING:
-        args = args[:1]
-    for arg in args:
-        yield from _walk_operations(arg, skip_item_logic)
-
-
-def _dedupe(items: list[Any]) -> list[Any]:
-    seen: list[Any] = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen
-
-
-def condition_vars(logic: JsonValue) -> list[JsonPath]:
-    """Every statically known data path a condition reads, first occurrence order.
-
-    Covers ``var`` with a literal string/number (or a list whose first element is
-    one) and the literal key names of ``missing``/``missing_some``. Computed paths
-    cannot be known statically and are skipped; their own ``var``s are reported.
-    Vars inside map/filter/reduce/all/some/none item logic are relative to the item
-    and are not reported. ``{"rule": ...}`` is not followed: expand rules first.
-    """
-    paths: list[JsonPath] = []
-    for op, args in _walk_operations(logic, skip_item_logic=True):
-        names: list[Any]
-        if op == "var":
-            names = args[:1]
-        elif op == "missing":
-            names = args[0] if args and isinstance(args[0], list) else args
-        elif op == "missing_some":
-            names = args[1] if len(args) > 1 and isinstance(args[1], list) else []
-        else:
-            continue
-        for name in names:
-            path = _var_path(name)
-            if path is not None:
-                paths.append(path)
-    return _dedupe(paths)
-
-
-def unknown_operators(logic: JsonValue) -> list[str]:
-    """Every operator not in ``KNOWN_OPERATORS``, first occurrence order."""
-    return _dedupe(
-        [
-            op
-            for op, _ in _walk_operations(logic, skip_item_logic=False)
-            if op not in KNOWN_OPERATORS
-        ]
-    )
-
-
-def _short(logic: object) -> str:
-    """The logic as compact-ish JSON for messages, cut to a readable length."""
-    try:
-        text = json.dumps(logic, ensure_ascii=False, default=repr)
-    except RecursionError:
-        return "a condition nested too deeply to show"
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def evaluate(
-    logic: JsonValue,
-    context: Mapping[str, JsonValue] | JsonValue,
-    rules: Mapping[str, JsonValue] | None = None,
-) -> JsonValue:
-    """Evaluate JsonLogic against ``context`` (any JSON data) after expanding rules.
-
-    Unknown operators are rejected before anything runs, so the library never
-    resolves dotted operator names itself. Library errors (a bad comparison, a
-    division by zero, ...) become ``ExpressionError``. The result is a fresh value.
-    """
-    try:
-        return _evaluate(logic, context, rules or {})
-    except RecursionError:
-        raise ExpressionError(f"cannot evaluate {_short(logic)}: nested too deeply") from None
-
-
-def _evaluate(
-    logic: JsonValue, context: Mapping[str, JsonValue] | JsonValue, rules: Mapping[str, JsonValue]
-) -> JsonValue:
-    expanded = expand_rules(logic, rules)
-    unknown = unknown_operators(expanded)
-    if unknown:
-        names = ", ".join(repr(op) for op in unknown)
-        raise ExpressionError(f"unknown JsonLogic operator {names} in {_short(logic)}")
-    data: Any = dict(context) if isinstance(context, Mapping) else context
-    try:
-        result = _jsonlogic_apply(expanded, data, OPERATIONS)
-    except (ArithmeticError, LookupError, ReferenceError, TypeError, ValueError) as exc:
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise ExpressionError(f"cannot evaluate {_short(logic)}: {detail}") from None
-    return _copy(cast(JsonValue, result))
-
-
-def evaluate_condition(
-    logic: JsonValue,
-    context: Mapping[str, JsonValue] | JsonValue,
-    rules: Mapping[str, JsonValue] | None = None,
-) -> bool:
-    """Evaluate and apply JsonLogic truthiness (``[]``, ``""``, ``0``, null are false)."""
-    return bool(_jsonlogic_to_bool(evaluate(logic, context, rules)))

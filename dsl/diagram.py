@@ -13,13 +13,13 @@ from typing import Any, Literal
 from dsl.graph import MAIN, ON_FAILURE, Scope, WorkflowGraph, branch_scope_key, foreach_scope_key
 from dsl.models import DecisionStep, ForeachStep, ParallelStep, Step, TaskStep
 
-__all__ = ["FORMATS", "render"]
+__all__ = ["FORMATS", "render_diagram", "to_json"]
 
 Format = Literal["mermaid", "dot", "json"]
 FORMATS: tuple[Format, ...] = ("mermaid", "dot", "json")
 
 
-def render(graph: WorkflowGraph, fmt: Format = "mermaid") -> str:
+def render_diagram(graph: WorkflowGraph, fmt: Format = "mermaid") -> str:
     """The graph in one of `FORMATS`."""
     if fmt == "mermaid":
         return "\n".join(_Mermaid(graph).lines()) + "\n"

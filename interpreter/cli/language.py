@@ -1,0 +1,81 @@
+"""`tdsl validate|graph|schema`: the language, no server needed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from dsl.catalog import Catalog
+from dsl.diagram import FORMATS, render_diagram
+from dsl.errors import DefinitionError
+from dsl.schema import schema_text
+from dsl.validate import validate_file
+from interpreter.cli.support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    activity_names_of,
+    add_definition_options,
+    print_diagnostics,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+def register(commands: Any) -> None:
+    """`validate`, `graph`, `schema`."""
+    validate = commands.add_parser("validate", help="check definitions; one line per problem")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    add_definition_options(validate)
+    validate.set_defaults(handler=_validate)
+
+    graph = commands.add_parser("graph", help="print a definition's DAG")
+    graph.add_argument("file", metavar="FILE")
+    graph.add_argument("--format", choices=FORMATS, default="mermaid")
+    add_definition_options(graph)
+    graph.set_defaults(handler=_graph)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the language")
+    schema.set_defaults(handler=_schema)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    names = activity_names_of(args.activities)
+    failed = False
+    for file in args.files:
+        try:
+            checked = validate_file(
+                file, definitions=args.definitions, catalog=_registry(), activities=names
+            )
+        except DefinitionError as exc:
+            failed = True
+            print_diagnostics(exc)
+            continue
+        definition = checked.definition
+        steps = sum(len(scope.steps) for scope in checked.graph.scopes.values())
+        print(f"{file}: ok ({definition.name} {definition.version}, {steps} steps)")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _registry() -> Catalog | None:
+    """The PostgreSQL registry when DATABASE_URL is set, consulted only for unknown names."""
+    from interpreter.client.submit import registry_catalog
+
+    return registry_catalog()
+
+
+def _graph(args: argparse.Namespace) -> int:
+    checked = validate_file(
+        args.file,
+        definitions=args.definitions,
+        catalog=_registry(),
+        activities=activity_names_of(args.activities),
+    )
+    sys.stdout.write(render_diagram(checked.graph, args.format))
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    sys.stdout.write(schema_text())
+    return EXIT_OK
