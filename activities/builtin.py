@@ -1,4 +1,4 @@
-"""The built-in activities of spec §6: echo, sleep, fail, log, http.request, sql.query.
+"""The built-in activities (docs/language.md, "Built-in actions"): echo, sleep, fail, log, http.request, sql.query.
 
 Each takes one `dict` of parameters (templates already resolved by the workflow) and
 returns JSON-able data. They are methods of `BuiltinActivities` because the HTTP

@@ -1,6 +1,6 @@
 """The example activities the seed format names: validateInput, processData, storeResult.
 
-They make the seed document of spec §1.1 run unchanged, and show the shape of a user
+They make the seed document (`definitions/sample-workflow.json`, docs/language.md) run unchanged, and show the shape of a user
 activity: a module-level `@activity.defn` function taking one dict and returning one.
 """
 

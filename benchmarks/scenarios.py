@@ -19,7 +19,7 @@ from dsl.models import TaskStep
 from dsl.policies import step_settings
 from dsl.validate import ValidatedDefinition, validate_data
 from interpreter.contract import WORKFLOW_NAME, RunInput
-from interpreter.runtime.workflow import _temporal_retry
+from interpreter.runtime.outcomes import temporal_retry
 
 __all__ = [
     "DAG_SEED",
@@ -83,8 +83,8 @@ def check_options(checked: ValidatedDefinition) -> None:
         problems = []
         if settings.timeout != expected_timeout:
             problems.append(f"timeout {settings.timeout} != {expected_timeout}")
-        if _temporal_retry(settings.retry_policy) != RETRY:
-            problems.append(f"retry {_temporal_retry(settings.retry_policy)} != {RETRY}")
+        if temporal_retry(settings.retry_policy) != RETRY:
+            problems.append(f"retry {temporal_retry(settings.retry_policy)} != {RETRY}")
         if settings.heartbeat_timeout or settings.task_queue or step.local:
             problems.append("heartbeat, task queue or local activity set")
         if problems:

@@ -28,6 +28,7 @@ from dsl.errors import ExpressionError
 from dsl.values import JsonPath, JsonValue, copy_value
 
 __all__ = [
+    "ITERATING_OPERATORS",
     "KNOWN_OPERATORS",
     "OPERATIONS",
     "condition_vars",
@@ -46,8 +47,10 @@ Every entry is a plain function over JSON values; there is no ``method`` operato
 so nothing can call into Python objects.
 """
 
-_ITERATING = frozenset({"map", "filter", "reduce", "all", "some", "none"})
-_SPECIAL_FORMS = frozenset({"if", "?:", "and", "or"}) | _ITERATING
+ITERATING_OPERATORS = frozenset({"map", "filter", "reduce", "all", "some", "none"})
+"""Operators whose later arguments are logic run per element, with the element as data."""
+
+_SPECIAL_FORMS = frozenset({"if", "?:", "and", "or"}) | ITERATING_OPERATORS
 
 KNOWN_OPERATORS: frozenset[str] = frozenset(OPERATIONS) | _SPECIAL_FORMS | {"rule"}
 """Operator names a condition may use: builtins, the library's special forms, ``rule``."""
@@ -127,7 +130,7 @@ def _walk_operations(logic: object, skip_item_logic: bool) -> Iterator[tuple[str
     yield op, args
     if op == "rule":
         return
-    if skip_item_logic and op in _ITERATING:
+    if skip_item_logic and op in ITERATING_OPERATORS:
         args = args[:1]
     for arg in args:
         yield from _walk_operations(arg, skip_item_logic)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from dsl.errors import Problem
-from dsl.loader import JsonPath
 from dsl.models import DecisionStep, Definition, ForeachStep, JoinCount, ParallelStep, Step
+from dsl.values import JsonPath
 
 __all__ = ["MAIN", "ON_FAILURE", "Scope", "WorkflowGraph", "build_graph", "scope_name", "suggest"]
 

@@ -44,12 +44,12 @@ from ruamel.yaml.events import (
 )
 
 from dsl.errors import DefinitionError, Diagnostic
+from dsl.values import JsonPath
 
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_NODES",
-    "JsonPath",
     "LoadedDocument",
     "Position",
     "SourceMap",
@@ -66,7 +66,6 @@ MAX_DEPTH = 64
 MAX_NODES = 2_000_000
 """Values a document may expand to, aliases counted at their full size."""
 
-JsonPath = tuple[str | int, ...]
 
 _CORE = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = {

@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from dsl.conditions import KNOWN_OPERATORS, condition_vars, expand_rules
+from dsl.conditions import ITERATING_OPERATORS, KNOWN_OPERATORS, condition_vars, expand_rules
 from dsl.errors import ExpressionError, Problem
 from dsl.graph import ON_FAILURE, WorkflowGraph, scope_name, suggest
-from dsl.loader import JsonPath
 from dsl.models import (
     DecisionStep,
     FailStep,
@@ -31,12 +30,12 @@ from dsl.models import (
     WaitStep,
 )
 from dsl.templates import find_templates, format_path
+from dsl.values import JsonPath
 
 __all__ = ["check_references"]
 
 STEP_FIELDS = ("output", "status", "error")
 RUN_FIELDS = ("workflow_id", "run_id", "start_time", "name", "version")
-_ITERATING = frozenset({"map", "filter", "reduce", "all", "some", "none"})
 
 
 def check_references(graph: WorkflowGraph) -> list[Problem]:
@@ -351,7 +350,7 @@ def _operations(logic: Any, path: JsonPath) -> Iterator[tuple[str, list[Any], Js
         return
     for i, arg in enumerate(listed):
         where = (*path, op, i) if isinstance(args, list) else (*path, op)
-        if op in _ITERATING and i > 0:
+        if op in ITERATING_OPERATORS and i > 0:
             for inner_op, inner_args, inner_where in _operations(arg, where):
                 if inner_op not in ("var",):
                     yield inner_op, inner_args, inner_where

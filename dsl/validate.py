@@ -20,10 +20,11 @@ from pydantic import BaseModel, ValidationError
 from dsl.catalog import Catalog, ChainedCatalog, DirectoryCatalog
 from dsl.errors import DefinitionError, Problem
 from dsl.graph import WorkflowGraph, build_graph, suggest
-from dsl.loader import JsonPath, LoadedDocument, SourceMap, load_file, load_text, paused_gc
+from dsl.loader import LoadedDocument, SourceMap, load_file, load_text, paused_gc
 from dsl.models import STEP_TYPES, Definition, Model, SubworkflowStep, TaskStep, spellings
 from dsl.policies import POLICIES
 from dsl.references import check_references
+from dsl.values import JsonPath
 
 __all__ = [
     "ValidatedDefinition",

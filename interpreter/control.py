@@ -1,7 +1,7 @@
 """Activities the interpreter itself needs, registered by every worker.
 
 Temporal refuses a workflow's request to cancel itself, yet a ``cancel`` signal
-must end the run CANCELED exactly like a native cancel (spec §4). This activity asks
+must end the run CANCELED exactly like a native cancel (docs/language.md, run control). This activity asks
 the server, through the worker's own client, to cancel the run that called it; the
 workflow then receives a real cancellation request.
 """

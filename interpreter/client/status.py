@@ -89,7 +89,7 @@ def ui_link(
 
 
 def status_name(status: WorkflowExecutionStatus | None) -> str:
-    """The spec's spelling of a workflow execution status."""
+    """A workflow execution status as `tdsl status` spells it (`RUN_STATUSES`)."""
     return _STATUS_NAMES.get(status, "RUNNING") if status is not None else "RUNNING"
 
 

@@ -130,7 +130,7 @@ def prepare_run(
 
 
 def registry_catalog() -> Catalog | None:
-    """The PostgreSQL registry when `DATABASE_URL` is set (spec §4: after the files).
+    """The PostgreSQL registry when `DATABASE_URL` is set (docs/language.md: after the files).
 
     Read only when a subworkflow is not found in files; unreachable, it is one
     warning on stderr and the lookup goes on with files only.

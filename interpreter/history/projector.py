@@ -416,7 +416,7 @@ def _outputs_from_result(
     """The step outputs of a completed run without its own `output`, read off its result.
 
     Such a run's result is `{step_id: output}` of its completed top-level steps
-    (spec §3), so the `outputs` query, which replays the whole history on a closed
+    (docs/language.md, "Data flow"), so the `outputs` query, which replays the whole history on a closed
     run, is needed only when nested steps (parallel branches) completed too.
     """
     if status != "COMPLETED" or definition.get("output") is not None or query is None:

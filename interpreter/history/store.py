@@ -57,7 +57,6 @@ __all__ = [
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "schema" / "migrations"
 """`NNNN_name.sql` files, applied in the order of NNNN."""
 
-"""A run's status in the history: spec §5's spelling."""
 
 _MIGRATION_FILE = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.sql$")
 _MIGRATION_LOCK = 0x7464_736C_6D69_67  # "tdslmig": serialises concurrent migrators

@@ -93,7 +93,7 @@ class Progress:
             state.error = error
 
     def query(self, run_status: str, paused: bool) -> dict[str, Any]:
-        """The ``status`` query's answer (spec §4)."""
+        """The ``status`` query's answer (docs/language.md, "Signals and the status query")."""
         return {
             "status": run_status,
             "paused": paused,

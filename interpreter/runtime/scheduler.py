@@ -5,7 +5,7 @@ and gets back the steps that became ready. Each finish costs O(out-degree) — o
 the finished step's dependents are touched; nothing rescans the graph — so a step
 costs the same in a 10-node DAG and in a 10,000-node one.
 
-Semantics (spec §2): a step is ready when all its prerequisites (dependencies and
+Semantics (docs/language.md, "How a run executes"): a step is ready when all its prerequisites (dependencies and
 any decision that targets it) have finished. A ready step is skipped when
 - it is a decision target and no deciding decision chose it, or
 - all its prerequisites were skipped (dead-path elimination).

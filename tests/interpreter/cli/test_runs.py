@@ -2,7 +2,7 @@
 
 The commands run as subprocesses against the session's real dev server, with the
 connection in `TEMPORAL_*` variables; the worker runs in this process on the test's
-own task queue. Exit codes, stdout and stderr are checked exactly as spec §5 says.
+own task queue. Exit codes, stdout and stderr are checked exactly as the README's CLI table says.
 """
 
 from __future__ import annotations

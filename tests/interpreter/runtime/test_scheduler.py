@@ -129,7 +129,7 @@ def test_random_dags_run_every_step_once_after_all_prerequisites(
     chosen_by: dict[str, list[str]] = {}
 
     def expected_dead(step: str) -> bool:
-        """The spec's rule, written independently of the scheduler."""
+        """The language's rule, written independently of the scheduler."""
         deciders = [p for p in prerequisites[step] if step in targets.get(p, [])]
         if deciders:
             return not any(step in chosen_by[d] for d in deciders)

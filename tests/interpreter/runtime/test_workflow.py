@@ -1,4 +1,4 @@
-"""The interpreter on a real Temporal dev server: every behaviour of spec §2 to §4."""
+"""The interpreter on a real Temporal dev server: every behaviour docs/language.md describes for steps, data flow and run control."""
 
 from __future__ import annotations
 

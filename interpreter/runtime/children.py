@@ -1,0 +1,190 @@
+"""Steps that run as child workflows: subworkflows, and the batches of a large foreach.
+
+A mixin of `DslWorkflow` (interpreter.runtime.workflow); the annotations below name
+the state and scheduling it relies on. Part of the replay-critical runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import FailureError
+from temporalio.workflow import ParentClosePolicy
+
+from dsl.conditions import condition_vars
+from dsl.models import DEFAULT_VERSION, Definition, ForeachStep, SubworkflowStep
+from dsl.templates import find_templates, render
+from interpreter.contract import (
+    DSL_NAME,
+    DSL_VERSION,
+    MEMO_NAME,
+    MEMO_VERSION,
+    WORKFLOW_NAME,
+    RunInput,
+)
+from interpreter.runtime.outcomes import Frame, StepFailed, describe_failure
+from interpreter.runtime.progress import Progress
+
+__all__ = ["FOREACH_BATCH_SIZE", "FOREACH_PARALLEL_BATCHES", "ChildWorkflows"]
+
+FOREACH_BATCH_SIZE = 200
+FOREACH_PARALLEL_BATCHES = 10
+"""Batches running at once when the foreach sets no max_concurrency."""
+
+
+class ChildWorkflows:
+    """Child workflows of the interpreter itself: same type, pinned definitions."""
+
+    definition: Definition
+    context: dict[str, Any]
+    subworkflows: dict[str, dict[str, Any]]
+    latest: dict[str, str]
+    index_offset: int
+    progress: Progress
+    _join: Callable[[dict[str, Any], Any, int | None], Awaitable[dict[str, Any]]]
+    _show: Callable[[], None]
+
+    async def _foreach_batches(
+        self, step: ForeachStep, frame: Frame, items: list[Any]
+    ) -> list[Any]:
+        """Many items: one child workflow per batch, a bounded number at once, outputs in order."""
+        size = FOREACH_BATCH_SIZE
+        batches = [items[start : start + size] for start in range(0, len(items), size)]
+        limit = step.max_concurrency
+        per_child = min(limit or size, size)
+        at_once = max(1, limit // size) if limit else FOREACH_PARALLEL_BATCHES
+        seed = self._batch_seed(step, frame)
+        runs = {
+            str(k): (
+                lambda k=k, batch=batch: self._run_batch(step, frame, k, batch, per_child, seed)
+            )
+            for k, batch in enumerate(batches)
+        }
+        results = await self._join(runs, "all", at_once)
+        return [output for k in range(len(batches)) for output in results[str(k)]]
+
+    def _batch_seed(self, step: ForeachStep, frame: Frame) -> dict[str, Any]:
+        """What a batch child needs from this run: the upstream outputs its body reads, vars."""
+        body = step.step.model_dump(mode="json", exclude_none=True)
+        named = {
+            ref.path[1]
+            for ref in find_templates(body)
+            if ref.path[:1] == ("steps",) and len(ref.path) > 1
+        }
+        named |= {
+            path[1]
+            for path in condition_vars(body.get("when"))
+            if path[:1] == ("steps",) and len(path) > 1
+        }
+        steps = {k: v for k, v in frame.context["steps"].items() if k in named}
+        return {"steps": steps, "vars": dict(frame.context["vars"])}
+
+    async def _run_batch(
+        self,
+        step: ForeachStep,
+        frame: Frame,
+        k: int,
+        batch: list[Any],
+        per_child: int,
+        seed: dict[str, Any],
+    ) -> list[Any]:
+        start = k * FOREACH_BATCH_SIZE + self.index_offset
+        key = f"{step.id}{frame.suffix}#batch-{k}"
+        self.progress.declare(
+            key, f"{step.display_name}: items {start}-{start + len(batch) - 1}", "batch"
+        )
+        self.progress.update(key, "running", workflow.now())
+        definition = self.definition.model_dump(mode="json", exclude_none=True)
+        definition.pop("input", None)
+        definition.update(
+            description=f"items {start}-{start + len(batch) - 1} of {step.id}",
+            steps=[
+                {
+                    "id": step.id,
+                    "type": "foreach",
+                    "items": batch,
+                    "max_concurrency": per_child,
+                    "step": step.step.model_dump(mode="json", exclude_none=True),
+                }
+            ],
+            output="${{ steps." + step.id + ".output }}",
+            on_failure=[],
+            triggers=[],
+        )
+        info = workflow.info()
+        try:
+            output = await workflow.execute_child_workflow(
+                WORKFLOW_NAME,
+                RunInput(
+                    definition=definition,
+                    input=self.context["input"],
+                    subworkflows=self.subworkflows,
+                    latest=self.latest,
+                    batch={**seed, "index_offset": start},
+                ),
+                id=f"{info.workflow_id}/{key.replace('#', '/')}",
+                task_queue=info.task_queue,
+                search_attributes=self._child_attributes(
+                    self.definition.name, self.definition.version
+                ),
+                static_summary=f"{step.id}: items {start}-{start + len(batch) - 1}",
+            )
+        except FailureError as exc:
+            error = describe_failure(exc)
+            self.progress.update(key, "failed", workflow.now(), error=error)
+            raise StepFailed(step.step, error) from None
+        except asyncio.CancelledError:
+            self.progress.update(key, "cancelled", workflow.now())
+            raise
+        self.progress.update(key, "completed", workflow.now())
+        self._show()
+        return list(output)
+
+    def _child_attributes(self, name: str, version: str) -> TypedSearchAttributes | None:
+        """Children are searchable like their parent when the namespace has the attributes."""
+        if workflow.info().typed_search_attributes.get(DSL_NAME) is None:
+            return None
+        return TypedSearchAttributes(
+            [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
+        )
+
+    async def _subworkflow(self, step: SubworkflowStep, frame: Frame) -> Any:
+        version = step.version or self.latest.get(step.workflow, "")
+        child = self.subworkflows.get(f"{step.workflow}@{version}")
+        if child is None:
+            raise StepFailed(
+                step,
+                {
+                    "type": "NotFound",
+                    "message": f"{step.workflow} {version} is not in this run's bundle",
+                },
+            )
+        child_input = RunInput(
+            definition=child,
+            input=render(step.input, frame.context),
+            subworkflows=self.subworkflows,
+            latest=self.latest,
+        )
+        info = workflow.info()
+        name, child_version = str(child.get("name")), str(child.get("version", DEFAULT_VERSION))
+        attributes = self._child_attributes(name, child_version)
+        handle = await workflow.start_child_workflow(
+            WORKFLOW_NAME,
+            child_input,
+            id=f"{info.workflow_id}/{step.id}{frame.suffix}",
+            task_queue=step.task_queue or info.task_queue,
+            run_timeout=step.timeout,
+            parent_close_policy=ParentClosePolicy.TERMINATE
+            if step.wait
+            else ParentClosePolicy.ABANDON,
+            memo={MEMO_NAME: name, MEMO_VERSION: child_version},
+            search_attributes=attributes,
+            static_summary=f"{step.id}: {name} {child_version}",
+        )
+        if not step.wait:
+            return {"workflow_id": handle.id, "run_id": handle.first_execution_run_id}
+        return await handle
