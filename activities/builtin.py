@@ -49,7 +49,7 @@ MAX_RESULT_BYTES = 64 * 1024 * 1024
 """The most a built-in activity holds in memory for one result (an HTTP body is read
 no further). Temporal's own 2 MiB payload limit is not checked here: the worker's
 payload codec stores larger values outside the history, or fails the step with
-`PayloadTooLarge` when no store is configured (interpreter/payloads.py)."""
+`PayloadTooLarge` when no store is configured (interpreter/payloads/)."""
 
 _SLEEP_SLICE = 0.5  # seconds between heartbeats, so cancellation arrives promptly
 _LOG_LEVELS = {

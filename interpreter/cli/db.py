@@ -190,7 +190,8 @@ async def _migrate(args: argparse.Namespace) -> int:
 async def _register(args: argparse.Namespace) -> int:
     from dsl.bundle import content_hash
     from dsl.validate import validate_file
-    from interpreter.history.store import VersionConflict, registry_catalog
+    from interpreter.history.registry import registry_catalog
+    from interpreter.history.store import VersionConflict
 
     failed = False
     async with _open_store() as store:

@@ -135,7 +135,7 @@ def registry_catalog() -> Catalog | None:
     Read only when a subworkflow is not found in files; unreachable, it is one
     warning on stderr and the lookup goes on with files only.
     """
-    from interpreter.history.store import registry_from_env
+    from interpreter.history.registry import registry_from_env
 
     return registry_from_env()
 

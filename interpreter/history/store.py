@@ -11,19 +11,13 @@ projections can run more than once.
     upsert_run(RunRecord), upsert_steps(workflow_id, run_id, [StepRecord])
     runs(status=, definition=, limit=), run(workflow_id, run_id=None)
 
-The tables are described in ``schema/migrations/0001_initial.sql``. `registry_catalog`
-turns the registry into a `dsl.catalog.Catalog` for subworkflow lookup, and
-`registry_from_env` is the lazy, synchronous one that `prepare_run` chains after the
-definition files when `DATABASE_URL` is set.
+The tables are described in ``schema/migrations/``. The registry as a catalog for
+subworkflow lookup is `interpreter.history.registry`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,12 +27,11 @@ from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from pydantic import ValidationError
 
 from activities.postgres import init_json_codec as _init_connection
 from dsl.bundle import content_hash, normalise
-from dsl.catalog import Catalog, CatalogEntry, MemoryCatalog, version_key
-from dsl.errors import ConfigurationError, ConflictError, DslError, InputError, ServiceError
+from dsl.catalog import version_key
+from dsl.errors import ConfigurationError, ConflictError, InputError, ServiceError
 from dsl.models import DEFAULT_VERSION, Definition
 
 __all__ = [
@@ -48,10 +41,9 @@ __all__ = [
     "StepRecord",
     "Store",
     "VersionConflict",
+    "failure_reason",
     "next_version",
     "redact_url",
-    "registry_catalog",
-    "registry_from_env",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "schema" / "migrations"
@@ -60,8 +52,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "schema" / "migrations"
 
 _MIGRATION_FILE = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.sql$")
 _MIGRATION_LOCK = 0x7464_736C_6D69_67  # "tdslmig": serialises concurrent migrators
-_REGISTRY_TIMEOUT = 5.0
-"""Seconds `registry_from_env` waits for PostgreSQL before going on with files only."""
 
 
 class DatabaseUnavailable(ServiceError, ConnectionError):
@@ -189,7 +179,7 @@ def redact_url(url: str) -> str:
         return "DATABASE_URL"
 
 
-def _reason(err: BaseException) -> str:
+def failure_reason(err: BaseException) -> str:
     if isinstance(err, TimeoutError):
         return "timed out"
     if isinstance(err, OSError) and err.strerror:
@@ -228,7 +218,7 @@ class Store:
             raise InputError(f"DATABASE_URL is not a valid PostgreSQL URL: {err}") from None
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             raise DatabaseUnavailable(
-                f"cannot reach PostgreSQL at {redact_url(url)}: {_reason(err)}"
+                f"cannot reach PostgreSQL at {redact_url(url)}: {failure_reason(err)}"
             ) from err
         except ValueError as err:  # a DSN asyncpg cannot even split
             raise InputError(f"DATABASE_URL is not a valid PostgreSQL URL: {err}") from None
@@ -526,87 +516,3 @@ def next_version(versions: Iterable[str]) -> str:
     if pre:
         return f"{major}.{minor}.{patch}"
     return f"{major}.{minor}.{int(patch) + 1}"
-
-
-# --------------------------------------------------------------------------- catalog
-
-
-async def registry_catalog(store: Store) -> MemoryCatalog:
-    """Every registered definition as a `Catalog`, loaded now (the protocol is synchronous).
-
-    A stored definition the current models no longer accept is left out, as a
-    broken file beside a definition is.
-    """
-    rows = await store.pool.fetch("select name, version, parsed from definitions")
-    entries = []
-    for row in rows:
-        try:
-            definition = Definition.model_validate(row["parsed"])
-        except ValidationError:
-            continue
-        entries.append(CatalogEntry(definition, f"registry:{row['name']}@{row['version']}"))
-    return MemoryCatalog(entries)
-
-
-_warned: set[str] = set()
-
-
-class _LazyRegistry:
-    """The registry at *url*, read on the first lookup; unreachable means empty, with
-    one warning on stderr per process."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._catalog: MemoryCatalog | None = None
-
-    def _load(self) -> MemoryCatalog:
-        if self._catalog is None:
-            # The caller may be inside a running event loop (sync API called from async
-            # code), so the query runs on a loop of its own in a helper thread.
-            with concurrent.futures.ThreadPoolExecutor(1, "tdsl-registry") as pool:
-                self._catalog = pool.submit(asyncio.run, self._fetch()).result()
-        return self._catalog
-
-    async def _fetch(self) -> MemoryCatalog:
-        try:
-            store = await Store.connect(self.url, min_size=1, max_size=1, timeout=_REGISTRY_TIMEOUT)
-            async with store:
-                return await registry_catalog(store)
-        except asyncpg.UndefinedTableError:
-            self._warn("it has no tables yet (run `tdsl db migrate`)")
-        except (
-            DslError,
-            OSError,
-            TimeoutError,
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-        ) as err:
-            reason = str(err) if isinstance(err, DslError) else _reason(err)
-            self._warn(reason)
-        return MemoryCatalog()
-
-    def _warn(self, reason: str) -> None:
-        if "registry" not in _warned:
-            _warned.add("registry")
-            print(
-                f"tdsl: warning: the definition registry (DATABASE_URL) is not available: "
-                f"{reason}; subworkflows are looked up in files only",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def find(self, name: str, version: str | None = None) -> CatalogEntry | None:
-        return self._load().find(name, version)
-
-    def names(self) -> list[str]:
-        return self._load().names()
-
-
-def registry_from_env() -> Catalog | None:
-    """The registry at `DATABASE_URL` as a synchronous `Catalog`, or None when unset.
-
-    Nothing is read until a lookup needs it: definitions whose subworkflows are all
-    beside them never touch the database.
-    """
-    url = os.environ.get("DATABASE_URL")
-    return _LazyRegistry(url) if url else None

@@ -1,4 +1,4 @@
--- temporal-dsl 0002: large payloads kept outside Temporal (interpreter/payloads.py).
+-- temporal-dsl 0002: large payloads kept outside Temporal (interpreter/payloads/).
 --
 -- A payload over TDSL_PAYLOAD_THRESHOLD (256 KiB) is stored here by the claim-check
 -- codec and Temporal's history holds only a reference to it. `key` is the sha256

@@ -20,7 +20,7 @@ from dsl.errors import DefinitionError
 from interpreter.cli import main
 from interpreter.client.submit import prepare_run
 from interpreter.dev.servers import free_port
-from interpreter.history import store as store_module
+from interpreter.history import registry as registry_module
 from interpreter.history.store import RunRecord, StepRecord, Store
 from tests.interpreter.history.test_store import T0, fresh_schema
 
@@ -381,7 +381,7 @@ async def test_without_a_registry_the_child_must_be_a_file(
 async def test_an_unreachable_registry_warns_once_and_uses_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(store_module, "_warned", set())
+    monkeypatch.setattr(registry_module, "_warned", set())
     monkeypatch.setenv("DATABASE_URL", f"postgresql://u:pw@127.0.0.1:{free_port()}/db")
     beside = write(tmp_path / "ok", "alert.yaml", PARENT)
     write(tmp_path / "ok", "notify-sms.yaml", CHILD.format(version="1.0.0"))
@@ -408,7 +408,7 @@ async def test_an_unmigrated_registry_says_how_to_fix_it(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(store_module, "_warned", set())
+    monkeypatch.setattr(registry_module, "_warned", set())
     with pytest.raises(DefinitionError):
         await asyncio.to_thread(prepare_run, write(tmp_path, "alert.yaml", PARENT))
     assert "it has no tables yet (run `tdsl db migrate`)" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from dsl.errors import DslError, InputError
 from dsl.models import Definition
 from dsl.validate import validate_text
 from interpreter.dev.servers import free_port
+from interpreter.history.registry import registry_catalog
 from interpreter.history.store import (
     MIGRATIONS_DIR,
     DatabaseUnavailable,
@@ -30,7 +31,6 @@ from interpreter.history.store import (
     VersionConflict,
     next_version,
     redact_url,
-    registry_catalog,
 )
 
 pytestmark = pytest.mark.integration

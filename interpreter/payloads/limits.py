@@ -1,0 +1,92 @@
+"""The worker's half of the size limit: `PayloadLimitInterceptor`.
+
+The codec cannot fail a step by itself where raising would hang the run, so it leaves
+a "too large" marker (see `codec`). This interceptor turns the marker into a failure
+where one is harmless: an activity handed a marker, or a workflow whose output is too
+large, fails with a non-retryable `PayloadTooLarge` (`ApplicationError`), and so its
+step fails at once. It sits above the codec because it needs the codec's settings
+(limit, store, cap) and its `OversizedValue`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from temporalio import workflow
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    ExecuteWorkflowInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
+
+from interpreter.payloads.codec import (
+    MAX_OFFLOAD,
+    PAYLOAD_LIMIT,
+    ClaimCheckCodec,
+    OversizedValue,
+    _too_large_error,
+    _too_large_message,
+)
+from interpreter.payloads.stores import PayloadStore
+
+__all__ = ["PayloadLimitInterceptor"]
+
+
+class _MarkerCheck(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        for arg in input.args:
+            if isinstance(arg, OversizedValue):
+                raise arg.error()
+        return await self.next.execute_activity(input)
+
+
+class _OutputCheck(WorkflowInboundInterceptor):
+    """Fails a workflow whose output could be sent neither inline nor offloaded.
+
+    Otherwise the run would complete with a marker as its output (the codec
+    cannot turn a completion into a failure), and a parent would fail as a whole
+    instead of at its subworkflow step. The check depends on whether the worker
+    has a store, so a run closed this way replays (for a query) only under the
+    same setting.
+    """
+
+    limit: ClassVar[int] = PAYLOAD_LIMIT
+    store: ClassVar[PayloadStore | None] = None
+    max_offload: ClassVar[int] = MAX_OFFLOAD
+
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        result = await self.next.execute_workflow(input)
+        limit = self.limit if self.store is None else self.max_offload
+        sizes = [p.ByteSize() for p in workflow.payload_converter().to_payloads([result])]
+        size = max(sizes, default=0)
+        if size > limit:
+            what = f"the output of workflow {workflow.info().workflow_id!r}"
+            message = _too_large_message(what, size, self.store, self.max_offload)
+            raise _too_large_error(message, size, self.limit)
+        return result
+
+
+class PayloadLimitInterceptor(Interceptor):
+    """Registered by the worker: fails an activity handed a marker, and a workflow
+    whose output is too large, each with a non-retryable `PayloadTooLarge`."""
+
+    def __init__(self, codec: ClaimCheckCodec) -> None:
+        self.codec = codec
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _MarkerCheck(next)
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        codec = self.codec
+
+        class _OutputCheckOfWorker(_OutputCheck):
+            limit = codec.limit
+            store = codec.store
+            max_offload = codec.max_offload
+
+        return _OutputCheckOfWorker
