@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     AliasGenerator,
     BaseModel,
@@ -105,6 +106,31 @@ Duration = Annotated[
     ),
 ]
 """A duration; a bare number is seconds (milliseconds in retry intervals, see RetryPolicy)."""
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("a duration here must be longer than 0s, such as 30m or 1h")
+    return value
+
+
+PositiveDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_positive),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$|^P"},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "A duration longer than zero: 30s, 5m, 1h, 1d, 1h30m or ISO 8601 "
+            "(PT1H); a bare number is seconds",
+        }
+    ),
+]
+"""A duration longer than zero (a definition's run timeout)."""
 
 StepId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=128)]
 DefinitionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)]
@@ -375,6 +401,11 @@ class Definition(Model):
     steps: list[Step] = Field(min_length=1)
     output: JsonData = None
     on_failure: list[Step] = Field(default_factory=list)
+    timeout: PositiveDuration | None = Field(
+        default=None,
+        description="The whole run's limit from its first start; "
+        "when it expires the run fails with RunTimeout",
+    )
     triggers: list[Trigger] = Field(default_factory=list)
 
 

@@ -229,7 +229,9 @@ def _model_problem(detail: Any, data: Any) -> Problem:
                 path, f"{key!r} and {twin!r} are two spellings of one key; keep one", at_key=True
             )
         return Problem(
-            path, f"unknown key {key!r}{suggest(key, _model_keys_like(mapping))}", at_key=True
+            path,
+            f"unknown key {key!r}{suggest(key, _model_keys_like(mapping, unknown=key))}",
+            at_key=True,
         )
     if kind == "missing":
         return Problem(path, f"missing required key {missing!r}")
@@ -356,13 +358,19 @@ def _all_models() -> list[type[BaseModel]]:
     return found
 
 
-def _model_keys_like(mapping: Any) -> list[str]:
-    """The keys of the model this mapping most resembles, to suggest a typo's fix."""
+def _model_keys_like(mapping: Any, *, unknown: str | None = None) -> list[str]:
+    """The keys of the model this mapping most resembles, to suggest a typo's fix.
+
+    A model that has the `unknown` key is not the one the mapping was checked against
+    (it would suggest the key itself), so it is left out.
+    """
     keys = set(mapping) if isinstance(mapping, dict) else set()
     best: list[str] = []
     best_score = -1
     for model in _all_models():
         names = [s for field in model.model_fields for s in spellings(field)]
+        if unknown is not None and unknown in names:
+            continue
         near = sum(1 for k in keys if k not in names and suggest(k, names))
         score = 2 * len(keys.intersection(names)) + near
         if score > best_score:

@@ -42,6 +42,13 @@ async def _pause_then_resume(handle: WorkflowHandle[Any, Any]) -> None:
     await handle.signal("resume")
 
 
+async def _pause_after_the_first_item(handle: WorkflowHandle[Any, Any]) -> None:
+    await asyncio.sleep(0.15)  # item 0 (0.3 s) is running
+    await handle.signal("pause")
+    await asyncio.sleep(1.0)  # item 0 ends; item 1 is held
+    await handle.signal("resume")
+
+
 async def _cancel(handle: WorkflowHandle[Any, Any]) -> None:
     await asyncio.sleep(0.5)
     await handle.signal("cancel")
@@ -113,9 +120,35 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
         {"who": "ann"},
         None,
     ),
+    # Since "start-gate": pause holds the foreach's next item until resumed.
+    "foreach-paused": (
+        "name: held\nsteps:\n  - id: each\n    type: foreach\n    items: [0, 1, 2]\n"
+        "    max_concurrency: 1\n    step: {id: one, action: sleep, parameters: {seconds: 0.3}}\n",
+        None,
+        _pause_after_the_first_item,
+    ),
     "input-not-an-object": (
         "name: greeting\nsteps: [{id: hi, action: echo}]\n",
         [1, 2, 3],
+        None,
+    ),
+    # A definition `timeout`: the wait is cancelled, compensation and on_failure run.
+    "run-timed-out": (
+        "name: timed-out\ntimeout: 2s\nsteps:\n"
+        "  - {id: a, action: echo, compensate: {action: log, parameters: {message: undo a}}}\n"
+        "  - {id: hold, type: wait, duration: 1h, dependencies: [a]}\n"
+        "on_failure:\n  - {id: alert, action: echo, parameters: {type: '${{ run.error.type }}'}}\n",
+        None,
+        None,
+    ),
+    # Since "subworkflow-run-timeout": the child outlives the step's timeout (RunTimeout).
+    "subworkflow-timed-out": (
+        "name: impatient\nsteps:\n"
+        "  - {id: ask, type: subworkflow, workflow: expense-approval, input: {amount: 5}, "
+        "timeout: 2s, continue_on_error: true}\n"
+        "  - {id: after, action: echo, dependencies: [ask], "
+        "parameters: {why: '${{ steps.ask.error.type }}'}}\n",
+        None,
         None,
     ),
 }

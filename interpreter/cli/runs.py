@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dsl.validate import validate_file
@@ -117,7 +119,11 @@ class _ProgressView:
     """Live step progress: a table redrawn in place on a terminal, else one line per change.
 
     Plain lines keep logs and CI output readable and greppable; the table is what a
-    person at a terminal wants.
+    person at a terminal wants. The lines follow the order things happened: the
+    changes one poll brings are printed by the time the status query gives them
+    (`started_at` for `running`, `ended_at` for an end), not in definition order,
+    and a step's state is printed once: `running` once per attempt (`running
+    (attempt 2)` is new), its end once, nothing after its end.
     """
 
     def __init__(self) -> None:
@@ -127,7 +133,8 @@ class _ProgressView:
         self.console = Console()
         self.tty = sys.stdout.isatty()
         self.live = Live(console=self.console, refresh_per_second=4) if self.tty else None
-        self.seen: dict[str, tuple[str, int]] = {}
+        self.shown: dict[str, tuple[str, int]] = {}
+        """Step id → (status, attempt) of the last line printed for it."""
         self.paused = False
 
     def __enter__(self) -> _ProgressView:
@@ -146,14 +153,50 @@ class _ProgressView:
         if bool(state.get("paused")) != self.paused:
             self.paused = not self.paused
             print("run paused" if self.paused else "run resumed", flush=True)
-        for step_id, step in state["steps"].items():
-            now = (step["status"], int(step["attempts"] or 0))
-            if self.seen.get(step_id) == now or (step_id not in self.seen and now[0] == "pending"):
-                self.seen.setdefault(step_id, now)
-                continue
-            self.seen[step_id] = now
-            attempt = f" (attempt {now[1]})" if now[1] > 1 else ""
-            print(f"  {step_id}: {now[0]}{attempt}", flush=True)
+        times = state.get("times") or {}
+        changes: list[tuple[float, int, str]] = []
+        for position, (step_id, step) in enumerate(state["steps"].items()):
+            line = self._change(step_id, step["status"], max(1, int(step["attempts"] or 0)))
+            if line is not None:
+                moment = _moment(step["status"], int(step["attempts"] or 0), times.get(step_id))
+                changes.append((moment, position, line))
+        for _, _, line in sorted(changes):
+            print(line, flush=True)
+
+    def _change(self, step_id: str, status: str, attempt: int) -> str | None:
+        """The line for a state not printed yet, or None (pending, seen, or stale)."""
+        if status == "pending":
+            return None
+        shown = self.shown.get(step_id)
+        if shown is not None and (
+            shown[0] in _ENDS  # nothing after the end: a later answer is stale
+            or (status not in _ENDS and (attempt < shown[1] or (status, attempt) == shown))
+        ):
+            return None
+        self.shown[step_id] = (status, attempt)
+        suffix = f" (attempt {attempt})" if attempt > 1 else ""
+        return f"  {step_id}: {status}{suffix}"
+
+
+_ENDS = frozenset({"completed", "skipped", "failed", "cancelled"})
+"""Step statuses a step ends with; after one, nothing more is printed for it."""
+
+
+def _moment(status: str, attempts: int, times: dict[str, Any] | None) -> float:
+    """When a step reached *status*, as the status query says; unknown sorts last.
+
+    A retry's start is not known to the workflow (`started_at` is the first attempt's),
+    so `running (attempt n)` counts as unknown too, as does any other state on the way
+    (not `running`, not an end).
+    """
+    if times is None or (status not in _ENDS and (status != "running" or attempts > 1)):
+        return math.inf
+    text = times.get("ended_at") if status in _ENDS else None
+    text = text or times.get("started_at")
+    try:
+        return datetime.fromisoformat(text).timestamp() if isinstance(text, str) else math.inf
+    except ValueError:
+        return math.inf
 
 
 def _print_outcome(state: dict[str, Any]) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "run_json",
     "run_status",
     "status_name",
+    "step_times",
     "ui_link",
     "wait_for_run",
 ]
@@ -240,6 +241,26 @@ def merge_steps(
     return {step_id: steps[step_id] for step_id in ordered}
 
 
+def step_times(query: dict[str, Any] | None) -> dict[str, dict[str, str | None]]:
+    """`{id: {started_at, ended_at}}` as the status query tells them (ISO text or None).
+
+    Not part of the `status --json` object; `wait_for_run` hands them to its progress
+    callback so that changes can be shown in the order they happened.
+    """
+    steps = query.get("steps") if query is not None else None
+    if not isinstance(steps, dict):
+        return {}
+    times: dict[str, dict[str, str | None]] = {}
+    for step_id, state in steps.items():
+        if isinstance(state, dict):
+            started, ended = state.get("started_at"), state.get("ended_at")
+            times[str(step_id)] = {
+                "started_at": started if isinstance(started, str) else None,
+                "ended_at": ended if isinstance(ended, str) else None,
+            }
+    return times
+
+
 async def query_status(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
     try:
         result = await handle.query(STATUS_QUERY, rpc_timeout=_QUERY_TIMEOUT)
@@ -272,7 +293,7 @@ async def _outcome(handle: WorkflowHandle[Any, Any], status: str) -> tuple[Any, 
 
 
 async def _snapshot(
-    handle: WorkflowHandle[Any, Any], history: RunHistory, *, final: bool
+    handle: WorkflowHandle[Any, Any], history: RunHistory, *, final: bool, times: bool = False
 ) -> dict[str, Any]:
     description = await _describe(handle)
     status = status_name(description.status)
@@ -282,7 +303,7 @@ async def _snapshot(
         for activity in description.raw_description.pending_activities
     }
     output, error = await _outcome(handle, status) if final else (None, None)
-    return {
+    snapshot = {
         "workflow_id": description.id,
         "run_id": description.run_id,
         "status": status,
@@ -291,6 +312,9 @@ async def _snapshot(
         "steps": merge_steps(query, history, pending),
         "paused": bool(query.get("paused", False)) if query is not None else False,
     }
+    if times:
+        snapshot["times"] = step_times(query)
+    return snapshot
 
 
 async def run_status(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
@@ -300,11 +324,15 @@ async def run_status(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     other way; `steps` comes from the workflow's query when a worker answers it,
     else from the history, with attempt numbers from the server either way.
     """
+    return await _final_status(handle)
+
+
+async def _final_status(handle: WorkflowHandle[Any, Any], *, times: bool = False) -> dict[str, Any]:
     history = RunHistory()
     await _describe(handle)  # a clear NotFoundError before anything else
     with contextlib.suppress(RPCError):
         await history.read(handle)
-    return await _snapshot(handle, history, final=True)
+    return await _snapshot(handle, history, final=True, times=times)
 
 
 def run_json(status: dict[str, Any]) -> dict[str, Any]:
@@ -321,8 +349,11 @@ async def wait_for_run(
     """Wait until the run ends and return its final `run_status` object.
 
     While waiting, every *poll_interval* seconds *on_progress* (if given) gets the
-    current status object; the history is followed live, so attempt numbers cost
-    one long poll rather than a full read per update.
+    current status object, and the final one at the end, each with `times` added
+    (`step_times`: when each step started and ended, for showing changes in the
+    order they happened); the object returned has no `times`. The history is
+    followed live, so attempt numbers cost one long poll rather than a full read
+    per update.
     """
     await _describe(handle)  # NotFoundError for a wrong id, before any waiting
     result = asyncio.ensure_future(handle.result())
@@ -333,7 +364,7 @@ async def wait_for_run(
     try:
         while not result.done():
             if on_progress is not None:
-                reported = on_progress(await _snapshot(handle, history, final=False))
+                reported = on_progress(await _snapshot(handle, history, final=False, times=True))
                 if reported is not None:
                     await reported
             await asyncio.wait({result}, timeout=poll_interval)
@@ -347,9 +378,9 @@ async def wait_for_run(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-    final = await run_status(handle)
+    final = await _final_status(handle, times=on_progress is not None)
     if on_progress is not None:
         reported = on_progress(final)
         if reported is not None:
             await reported
-    return final
+    return {key: value for key, value in final.items() if key != "times"}

@@ -19,10 +19,20 @@ from temporalio.exceptions import (
     TimeoutError,
 )
 
-from dsl.models import FailStep, RetryPolicy, Step
+from dsl.durations import format_duration
+from dsl.models import FailStep, RetryPolicy, Step, SubworkflowStep
 from interpreter.runtime.scheduler import Finish
 
-__all__ = ["Frame", "Outcome", "StepFailed", "describe_failure", "step_summary", "temporal_retry"]
+__all__ = [
+    "Frame",
+    "Outcome",
+    "RunTimedOut",
+    "StepFailed",
+    "child_run_timeout",
+    "describe_failure",
+    "step_summary",
+    "temporal_retry",
+]
 
 
 class StepFailed(Exception):
@@ -46,6 +56,17 @@ class StepFailed(Exception):
             type=self.error.get("type") or "StepFailed",
             non_retryable=True,
         )
+
+
+class RunTimedOut(Exception):
+    """The definition's `timeout` expired before the run finished."""
+
+    def __init__(self, timeout: timedelta) -> None:
+        super().__init__(f"the run did not finish within its timeout of {format_duration(timeout)}")
+        self.error: dict[str, Any] = {"step": None, "type": "RunTimeout", "message": str(self)}
+
+    def to_application_error(self) -> ApplicationError:
+        return ApplicationError(self.error["message"], type="RunTimeout", non_retryable=True)
 
 
 @dataclass(frozen=True)
@@ -97,3 +118,20 @@ def describe_failure(exc: BaseException) -> dict[str, Any]:
     if isinstance(cause, FailureError):
         return {"type": type(cause).__name__, "message": cause.message}
     return {"type": type(cause).__name__, "message": str(cause)}
+
+
+def child_run_timeout(step: SubworkflowStep, key: str, exc: BaseException) -> dict[str, Any] | None:
+    """The error of a subworkflow step whose child outlived the step's `timeout`, else None.
+
+    The child's run timeout ends the child TIMED_OUT; the parent sees a child failure
+    caused by a timeout, which is only ever that limit.
+    """
+    if step.timeout is None or not isinstance(exc, ChildWorkflowError):
+        return None
+    if not isinstance(exc.cause, TimeoutError):
+        return None
+    return {
+        "type": "RunTimeout",
+        "message": f"subworkflow {step.workflow!r} (step {key!r}) did not finish "
+        f"within its timeout of {format_duration(step.timeout)}",
+    }

@@ -92,6 +92,24 @@ class Progress:
         if error is not None:
             state.error = error
 
+    def cancel_pending(self, at: datetime) -> None:
+        """The run ended: every step still `pending` never started and never will.
+
+        It ends `cancelled` (not run because the run stopped: cancelled, failed fast, or
+        its parallel branch was cancelled once the join was met), with `ended_at` *at*
+        and no `started_at`. Nested rows (branch steps) are rows like any other. Called
+        once per run, so the one pass over the steps is fine; none is made when no step
+        is pending.
+        """
+        if not self.counts["pending"]:
+            return
+        for state in self.steps.values():
+            if state.status == "pending":
+                state.status = "cancelled"
+                state.ended_at = at
+        self.counts["cancelled"] += self.counts["pending"]
+        self.counts["pending"] = 0
+
     def query(self, run_status: str, paused: bool) -> dict[str, Any]:
         """The ``status`` query's answer (docs/language.md, "Signals and the status query")."""
         return {

@@ -14,10 +14,11 @@ I/O, and every collection iterated here is insertion-ordered.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 from collections import deque
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         JoinCount,
         ParallelStep,
         Step,
+        SubworkflowStep,
         TaskStep,
     )
     from dsl.policies import StepSettings
@@ -59,10 +61,13 @@ with workflow.unsafe.imports_passed_through():
     from interpreter.runtime.scheduler import Readiness
 
 from interpreter.runtime.cancellation import being_cancelled, cancel_all, uncancel
+from interpreter.runtime.gate import StartGate
 from interpreter.runtime.outcomes import (
     Frame,
     Outcome,
+    RunTimedOut,
     StepFailed,
+    child_run_timeout,
     describe_failure,
     temporal_retry,
 )
@@ -94,6 +99,11 @@ SAGA_PATCH = "compensation-and-on-failure"
 """Runs started before compensation existed replay without it (workflow.patched)."""
 INPUT_MUST_BE_OBJECT = "run-input-is-an-object"
 """Runs started before a run's input had to be a JSON object replay without the check."""
+START_GATE = "start-gate"
+"""Runs started before the start gate (`interpreter.runtime.gate`) replay without it."""
+SUBWORKFLOW_RUN_TIMEOUT = "subworkflow-run-timeout"
+"""Runs started before a subworkflow step's timeout failed it with `RunTimeout` (and a
+message naming the child and the limit) replay with the old `Timeout` error."""
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -103,6 +113,8 @@ class DslWorkflow(StepTypes):
     @workflow.init
     def __init__(self, run: RunInput) -> None:
         self.paused = False
+        self.gate = StartGate()
+        self.gated = False
         self.run_status = "RUNNING"
         self.signals: dict[str, deque[Any]] = {}
         self.signal_waiters: dict[str, deque[asyncio.Future[Any]]] = {}
@@ -127,6 +139,11 @@ class DslWorkflow(StepTypes):
         self.latest = run.latest
         self.definition_hash = run.definition_hash
         info = workflow.info()
+        # The run timeout counts from the first start; a batch child is bounded by its
+        # parent's. Kept as a moment (not a duration) so that a continued run can carry it.
+        self.deadline: datetime | None = None
+        if self.definition.timeout is not None and run.batch is None:
+            self.deadline = info.start_time + self.definition.timeout
         self.context: dict[str, Any] = {
             "input": run.input,
             "steps": {},
@@ -165,7 +182,11 @@ class DslWorkflow(StepTypes):
     @workflow.run
     async def run(self, run: RunInput) -> Any:
         if self.invalid is not None:
+            self._finish_run("FAILED")
             raise ApplicationError(self.invalid, type="InvalidDefinition", non_retryable=True)
+        # Runs started before the start gate replay without it (no slot waits, and pause
+        # did not hold foreach items, branches or batches).
+        self.gated = workflow.patched(START_GATE)
         try:
             self.context["input"] = prepare_input(
                 self.definition.input,
@@ -174,11 +195,16 @@ class DslWorkflow(StepTypes):
                 require_object=workflow.patched(INPUT_MUST_BE_OBJECT),
             )
         except InputError as exc:
+            self._finish_run("FAILED")
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from None
         self._show()
         try:
-            outputs = await self._run_scope(self.graph.main, Frame(self.context))
+            outputs = await self._run_main()
             result = self._output(outputs)
+        except RunTimedOut as timed_out:
+            await self._undo(timed_out.error)
+            self._finish_run("FAILED")
+            raise timed_out.to_application_error() from None
         except StepFailed as failure:
             error = failure.to_application_error()
             await self._undo(
@@ -198,6 +224,27 @@ class DslWorkflow(StepTypes):
             raise ApplicationError(message, type="ExpressionError", non_retryable=True) from None
         self._finish_run("COMPLETED")
         return result
+
+    async def _run_main(self) -> dict[str, Any]:
+        """The top-level DAG, within the definition's `timeout` when it sets one.
+
+        Without a timeout no timer is started: such runs issue the commands they always
+        did. With one, a durable timer (asyncio.timeout on the workflow's event loop)
+        cancels the DAG when it fires, as a cancellation would: running steps end
+        `cancelled`; the caller then compensates and runs on_failure.
+        """
+        main = self._run_scope(self.graph.main, Frame(self.context))
+        if self.deadline is None or self.definition.timeout is None:
+            return await main
+        left = max(0.0, (self.deadline - workflow.now()).total_seconds())
+        limit = asyncio.timeout(left)
+        try:
+            async with limit:
+                return await main
+        except builtins.TimeoutError:
+            if not limit.expired():
+                raise
+            raise RunTimedOut(self.definition.timeout) from None
 
     # ------------------------------------------------------------------ saga
 
@@ -254,7 +301,13 @@ class DslWorkflow(StepTypes):
         return render(self.definition.output, self.context)
 
     def _finish_run(self, status: str) -> None:
+        """The run's final status; steps that never started end `cancelled`.
+
+        Only what the status query and the UI show changes (no command), so recorded
+        histories replay unchanged.
+        """
         self.run_status = status
+        self.progress.cancel_pending(workflow.now())
         self._show()
 
     # ------------------------------------------------------------------ control
@@ -263,11 +316,13 @@ class DslWorkflow(StepTypes):
     def pause(self) -> None:
         """No new step starts; running ones finish."""
         self.paused = True
+        self.gate.pause()
         self._show()
 
     @workflow.signal(name=RESUME_SIGNAL)
     def resume(self) -> None:
         self.paused = False
+        self.gate.resume()
         for queue in self.wakeups:
             queue.put_nowait(_WAKE)
         self._show()
@@ -372,13 +427,18 @@ class DslWorkflow(StepTypes):
     async def _run_step(
         self, step: Step, frame: Frame, queue: asyncio.Queue[tuple[str, Outcome | None]]
     ) -> None:
-        """Run one step and report how it ended into its scope's queue."""
-        self._record(step, frame, "running")
+        """Run one step and report how it ended into its scope's queue.
+
+        An activity or child workflow waits for a slot of the run's start gate first,
+        and shows `pending` until it has one.
+        """
         culprit: Step = step
         try:
-            if step.when is not None:
-                evaluate_condition(step.when, frame.context, self.definition.rules)
-            output = await self._execute(step, frame)
+            async with self._admission(step):
+                self._record(step, frame, "running")
+                if step.when is not None:
+                    evaluate_condition(step.when, frame.context, self.definition.rules)
+                output = await self._execute(step, frame)
         except asyncio.CancelledError:
             self._record(step, frame, "cancelled")
             raise
@@ -390,7 +450,7 @@ class DslWorkflow(StepTypes):
             if being_cancelled():
                 self._record(step, frame, "cancelled")
                 raise asyncio.CancelledError from exc
-            error = describe_failure(exc)
+            error = self._describe(step, frame, exc)
         else:
             self._record(step, frame, "completed", output=output)
             if isinstance(step, TaskStep) and step.compensate is not None:
@@ -400,6 +460,20 @@ class DslWorkflow(StepTypes):
             return
         self._record(step, frame, "failed", error=error)
         queue.put_nowait((step.id, Outcome("failed", error=error, culprit=culprit)))
+
+    def _describe(self, step: Step, frame: Frame, exc: FailureError) -> dict[str, Any]:
+        """The step's error from an activity or child failure."""
+        if isinstance(step, SubworkflowStep):
+            timed_out = child_run_timeout(step, step.id + frame.suffix, exc)
+            if timed_out is not None and workflow.patched(SUBWORKFLOW_RUN_TIMEOUT):
+                return timed_out
+        return describe_failure(exc)
+
+    def _admission(self, step: Step) -> contextlib.AbstractAsyncContextManager[None]:
+        """A gate slot for a step that schedules an activity or a child workflow."""
+        if self.gated and isinstance(step, TaskStep | SubworkflowStep):
+            return self.gate.slot()
+        return contextlib.nullcontext()
 
     def _record(
         self,
@@ -432,6 +506,8 @@ class DslWorkflow(StepTypes):
         failures: list[StepFailed] = []
 
         async def track(name: str) -> None:
+            if self.gated:
+                await self.gate.unpaused()  # pause holds branches, foreach items, batches
             try:
                 done.put_nowait((name, await runs[name](), None))
             except StepFailed as failure:

@@ -207,3 +207,33 @@ def test_every_example_is_valid_with_the_shipped_activities() -> None:
         "set",
         "fail",
     }
+
+
+def test_run_timeout_is_a_positive_duration() -> None:
+    checked = validate_text("name: a\ntimeout: 1h\nsteps: [{id: x, action: echo}]\n")
+    assert checked.definition.timeout == timedelta(hours=1)
+    assert validate_text(
+        "name: a\ntimeout: PT90M\nsteps: [{id: x, action: echo}]\n"
+    ).definition.timeout == timedelta(minutes=90)
+    assert _messages("name: a\ntimeout: 0s\nsteps: [{id: x, action: echo}]\n") == [
+        "d.yaml:2:10: error: timeout: a duration here must be longer than 0s, such as 30m or 1h"
+    ]
+    assert _messages("name: a\ntimeout: 0\nsteps: [{id: x, action: echo}]\n") == [
+        "d.yaml:2:10: error: timeout: a duration here must be longer than 0s, such as 30m or 1h"
+    ]
+    assert _messages("name: a\ntimeout: -5\nsteps: [{id: x, action: echo}]\n") == [
+        "d.yaml:2:10: error: timeout: a duration cannot be negative"
+    ]
+    assert _messages("name: a\ntimeout: soon\nsteps: [{id: x, action: echo}]\n")[0].startswith(
+        "d.yaml:2:10: error: timeout: invalid duration 'soon'"
+    )
+
+
+def test_an_unknown_key_is_never_suggested_as_itself() -> None:
+    """A key that another model has (`timeout` on a trigger) gets no "did you mean" it."""
+    assert _messages(
+        "name: a\nsteps: [{id: x, action: echo}]\ntriggers: [{type: api, timeout: 1h}]\n"
+    ) == ["d.yaml:3:24: error: unknown key 'timeout'"]
+    assert _messages("name: a\ntimeot: 1h\nsteps: [{id: x, action: echo}]\n") == [
+        "d.yaml:2:1: error: unknown key 'timeot' (did you mean 'timeout'?)"
+    ]

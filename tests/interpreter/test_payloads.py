@@ -513,7 +513,7 @@ async def test_without_a_store_an_oversized_result_fails_the_step(
         "  - {id: after, action: echo, dependencies: [big]}\n",
     )
     assert "the result of activity 'test.blob' (activity id 'big') is" in error.message
-    assert await statuses(handle) == {"big": "failed", "after": "pending"}
+    assert await statuses(handle) == {"big": "failed", "after": "cancelled"}
     assert await _activity_attempts(handle) == [1]
 
 

@@ -81,15 +81,16 @@ async def test_a_worker_that_did_not_announce_makes_it_unknown(
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(90):  # a cold start of a second process on a loaded machine
             while await registered_activities(client, history_db, announcing_worker) is not None:
+                assert other.poll() is None, other.communicate()[1].decode()[-2000:]
                 await asyncio.sleep(0.2)
     finally:
         other.terminate()
-        await asyncio.to_thread(other.wait, 20)
+        await asyncio.to_thread(other.communicate, timeout=20)  # waits, closes the pipe
 
 
 async def test_no_pollers_means_cannot_tell(client: Client, history_db: str) -> None:

@@ -25,6 +25,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from interpreter.cli import main
+from interpreter.cli.runs import _ProgressView
 from interpreter.client.status import RUN_KEYS
 from interpreter.client.submit import prepare_run, start_run
 from interpreter.dev.servers import free_port
@@ -48,6 +49,7 @@ steps:
     action: fail
     dependencies: [first]
     parameters: {message: boom, non_retryable: true}
+  - {id: later, action: echo, dependencies: [store]}
 """
 
 TYPED = """\
@@ -181,6 +183,10 @@ async def test_a_failing_run_exits_1_and_names_the_step(tdsl: Tdsl, tmp_path: Pa
     # retried by the server, invisible to the workflow: attempts come from the history
     assert value["steps"]["first"] == {"status": "completed", "attempts": 2}
     assert value["steps"]["store"] == {"status": "failed", "attempts": 1}
+    # never started, the run failed fast: cancelled, not pending for ever
+    assert value["steps"]["later"] == {"status": "cancelled", "attempts": 0}
+    status = _one_json_object(await tdsl("status", value["workflow_id"], "--json"))
+    assert status["steps"] == value["steps"]
 
 
 @integration
@@ -239,9 +245,36 @@ async def test_pause_resume_cancel_and_status(tdsl: Tdsl, client: Client, tmp_pa
         assert value["paused"] is False
         assert value["steps"]["b"]["status"] == "completed"
         assert value["steps"]["c"]["status"] == "cancelled"
-        assert value["steps"]["d"]["status"] == "pending"
+        assert value["steps"]["d"] == {"status": "cancelled", "attempts": 0}  # never started
+        later = _one_json_object(await tdsl("status", workflow_id, "--json"))
+        assert later["steps"] == value["steps"]
     finally:
         await _terminate_quietly(client, workflow_id)
+
+
+@integration
+@pytest.mark.usefixtures("worker")
+async def test_run_wait_prints_a_saga_in_the_order_it_ran(tdsl: Tdsl) -> None:
+    """Compensations (newest first) before on_failure, each state of a step once."""
+    result = await tdsl("run", ROOT / "definitions" / "refund-saga.yaml", "--wait")
+    assert result.returncode == 1, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert len(lines) == len(set(lines)), lines
+    ends = [line for line in lines if not line.endswith(": running")]
+    assert ends == [
+        "reserve: completed",
+        "charge: completed",
+        "fraud_check: failed",
+        "charge.compensate: completed",
+        "reserve.compensate: completed",
+        "alert: completed",
+    ], lines
+    for line in lines:  # a step's `running`, when a poll caught it, comes before its end
+        if line.endswith(": running"):
+            step = line.removesuffix(": running")
+            end = next(e for e in ends if e.startswith(f"{step}:"))
+            assert lines.index(line) < lines.index(end)
+    assert "status: FAILED" in result.stdout.splitlines()
 
 
 @integration
@@ -347,6 +380,114 @@ def test_run_connection_and_input_errors_are_one_line(
     err = capsys.readouterr().err
     assert err.startswith(message)
     assert len(err.splitlines()) == 1
+
+
+def _poll(steps: dict[str, tuple[str, int, str | None, str | None]]) -> dict[str, Any]:
+    """A progress object as `wait_for_run` hands it over: steps in definition order,
+    and when each started and ended (seconds of 10:00, or None)."""
+
+    def at(second: str | None) -> str | None:
+        return None if second is None else f"2025-01-01T10:00:{second}+00:00"
+
+    return {
+        "status": "RUNNING",
+        "paused": False,
+        "steps": {k: {"status": s, "attempts": n} for k, (s, n, _, _) in steps.items()},
+        "times": {
+            k: {"started_at": at(start), "ended_at": at(end)}
+            for k, (_, _, start, end) in steps.items()
+        },
+    }
+
+
+def _printed(capsys: pytest.CaptureFixture[str], *polls: dict[str, Any]) -> list[str]:
+    view = _ProgressView()
+    for poll in polls:
+        view.update(poll)
+    return capsys.readouterr().out.splitlines()
+
+
+def test_progress_lines_of_one_poll_follow_the_times_not_the_definition(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A saga seen in one poll: compensations ran before on_failure, which the
+    definition order (on_failure declared, compensation keys last) would invert."""
+    running = _poll(
+        {
+            "reserve": ("completed", 1, "00", "01"),
+            "charge": ("running", 1, "02", None),
+            "fraud_check": ("pending", 0, None, None),
+            "ship": ("pending", 0, None, None),
+        }
+    )
+    ended = _poll(
+        {
+            "reserve": ("completed", 1, "00", "01"),
+            "charge": ("completed", 1, "02", "03"),
+            "fraud_check": ("failed", 0, "04", "04.5"),
+            "ship": ("cancelled", 0, None, "09"),  # never started: cancelled as the run ended
+            "alert": ("completed", 1, "07", "08"),
+            "charge.compensate": ("completed", 1, "05", "05.5"),
+            "reserve.compensate": ("completed", 1, "06", "06.5"),
+        }
+    )
+    assert _printed(capsys, running, ended) == [
+        "  reserve: completed",
+        "  charge: running",
+        "  charge: completed",
+        "  fraud_check: failed",
+        "  charge.compensate: completed",
+        "  reserve.compensate: completed",
+        "  alert: completed",
+        "  ship: cancelled",
+    ]
+
+
+def test_progress_prints_each_state_of_a_step_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """`running` once per attempt (the attempt count arriving later is not a new state),
+    the end once, and nothing stale after the end."""
+    polls = [
+        _poll({"a": ("running", 0, "00", None)}),  # the workflow started it
+        _poll({"a": ("running", 1, "00", None)}),  # the server reports attempt 1
+        _poll({"a": ("running", 2, "00", None)}),  # a retry
+        _poll({"a": ("running", 2, "00", None)}),
+        _poll({"a": ("running", 1, "00", None)}),  # a lagging answer
+        _poll({"a": ("completed", 2, "00", "05")}),
+        _poll({"a": ("running", 2, "00", None)}),  # stale: no worker answered, history lags
+        _poll({"a": ("completed", 2, "00", "05")}),
+        _poll({"b": ("running", 3, "06", None)}),
+        _poll({"b": ("failed", 1, "06", "07")}),  # an end is printed whatever the count says
+    ]
+    assert _printed(capsys, *polls) == [
+        "  a: running",
+        "  a: running (attempt 2)",
+        "  a: completed (attempt 2)",
+        "  b: running (attempt 3)",
+        "  b: failed",
+    ]
+
+
+def test_progress_lines_without_times_keep_the_definition_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No worker answered the query (states from the history): after the timed lines."""
+    poll = _poll(
+        {
+            "late": ("completed", 1, "05", "06"),
+            "b": ("running", 1, None, None),
+            "a": ("running", 1, None, None),
+            "early": ("completed", 1, "01", "02"),
+        }
+    )
+    del poll["times"]["a"]
+    paused = {**_poll({"b": ("running", 1, None, None)}), "paused": True}
+    assert _printed(capsys, poll, paused) == [
+        "  early: completed",
+        "  late: completed",
+        "  b: running",
+        "  a: running",
+        "run paused",
+    ]
 
 
 def test_worker_with_a_missing_activity_module_is_a_usage_error(

@@ -23,7 +23,14 @@ from temporalio.exceptions import ApplicationError
 from dsl.bundle import content_hash
 from dsl.errors import DefinitionError, InputError
 from interpreter import client
-from interpreter.client.status import RUN_KEYS, failure_message, run_json, status_name, ui_link
+from interpreter.client.status import (
+    RUN_KEYS,
+    failure_message,
+    run_json,
+    status_name,
+    step_times,
+    ui_link,
+)
 from interpreter.client.submit import new_workflow_id, parse_json_argument, prepare_run
 from interpreter.contract import RunInput
 from interpreter.dev.demo import load_plan
@@ -279,6 +286,26 @@ def test_attempts_come_from_the_history_and_pending_activities() -> None:
         "alpha": {"status": "running", "attempts": 4},
     }
     assert list(steps) == ["zeta", "each", "item[0]", "item[1]", "alpha"]
+
+
+def test_step_times_come_from_the_query_for_the_progress_view() -> None:
+    """What `wait_for_run` adds (as `times`) to the objects its progress callback gets."""
+    query = {
+        "status": "FAILED",
+        "steps": {
+            "a": {"status": "completed", "started_at": "T1", "ended_at": "T2"},
+            "never": {"status": "cancelled", "started_at": None, "ended_at": "T3"},
+            "odd": {"status": "running", "started_at": 5},
+            "junk": "not a state",
+        },
+    }
+    assert step_times(query) == {
+        "a": {"started_at": "T1", "ended_at": "T2"},
+        "never": {"started_at": None, "ended_at": "T3"},
+        "odd": {"started_at": None, "ended_at": None},
+    }
+    assert step_times(None) == {}
+    assert step_times({"steps": None}) == {}
 
 
 def test_without_a_query_the_history_still_tells_the_activities() -> None:

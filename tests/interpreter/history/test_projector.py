@@ -199,7 +199,7 @@ async def test_a_failed_run_keeps_its_error_and_the_failed_step(
     assert {k: s["status"] for k, s in steps.items()} == {
         "first": "completed",
         "broken": "failed",
-        "later": "pending",
+        "later": "cancelled",  # never started: the run ended first
     }
     assert steps["broken"]["error"]["message"] == "boom"
     assert steps["broken"]["output"] is None
@@ -225,7 +225,12 @@ async def test_a_cancelled_run_is_canceled_with_its_cancelled_step(
     assert row["status"] == status
     assert row["error"]
     assert row["ended_at"] is not None
-    assert {k: s["status"] for k, s in _steps(row).items()} == {"a": "cancelled", "b": "pending"}
+    # The workflow sees a cancel (what never started ends cancelled), not a termination.
+    never_started = "cancelled" if how == "cancel" else "pending"
+    assert {k: s["status"] for k, s in _steps(row).items()} == {
+        "a": "cancelled",
+        "b": never_started,
+    }
 
 
 async def _running(answer: Awaitable[Any], step_id: str) -> bool:

@@ -13,6 +13,7 @@ tests/interpreter/runtime/test_workflow.py; this file covers the rest.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from interpreter.client.submit import new_workflow_id, start_run
 from interpreter.contract import DSL_NAME, DSL_VERSION
+from interpreter.runtime.progress import Progress
 from tests.support.runs import DEFINITIONS, run_input
 
 pytestmark = pytest.mark.integration
@@ -138,3 +140,40 @@ async def test_a_running_run_shows_its_running_steps(client: Client, worker: str
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
             await handle.result()
+
+
+def test_when_the_run_ends_steps_that_never_started_show_cancelled() -> None:
+    """What `_finish_run` does to the details table and the status query (no server)."""
+    progress = Progress(title="t 1.0.0")
+    for step_id in ("a", "b", "c"):
+        progress.declare(step_id, step_id.upper(), "task")
+    start, end = datetime(2025, 1, 1, 10, tzinfo=UTC), datetime(2025, 1, 1, 10, 1, tzinfo=UTC)
+    progress.update("a", "running", start)
+    progress.update("a", "failed", start, error={"type": "X", "message": "boom"})
+    progress.cancel_pending(end)
+    progress.cancel_pending(end)  # nothing pending any more: a no-op
+    assert progress.counts == {
+        "pending": 0,
+        "running": 0,
+        "completed": 0,
+        "skipped": 0,
+        "failed": 1,
+        "cancelled": 2,
+    }
+    answer = progress.query("FAILED", paused=False)
+    assert answer["steps"]["b"] == {
+        "status": "cancelled",
+        "attempts": 0,
+        "started_at": None,  # it never started
+        "ended_at": end.isoformat(),
+        "error": None,
+    }
+    assert progress.markdown("FAILED", paused=False).splitlines()[:7] == [
+        "**t 1.0.0** — failed (1 failed, 2 cancelled)",
+        "",
+        "| status | step | name |",
+        "|---|---|---|",
+        "| ❌ failed | `a` | A |",
+        "| 🚫 cancelled | `b` | B |",
+        "| 🚫 cancelled | `c` | C |",
+    ]

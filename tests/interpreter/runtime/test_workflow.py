@@ -164,7 +164,85 @@ async def test_failure_fails_fast_and_names_the_step(client: Client, worker: str
     assert error.message == "step 'broken' (Broken step) failed: boom"
     assert error.type == "Broken"
     assert error.details[0]["step"] == "broken"
-    assert steps == {"slow": "cancelled", "broken": "failed", "later": "pending"}
+    # `later` never started: once the run has ended it is cancelled, not pending for ever
+    assert steps == {"slow": "cancelled", "broken": "failed", "later": "cancelled"}
+
+
+NEVER_STARTED_ON_FAILURE = f"""
+name: f
+steps:
+  - id: par
+    type: parallel
+    branches:
+      - {{name: bad, steps: [{{id: inner, {FAIL_NOW[1:-1]}}}]}}
+      - name: slow
+        steps:
+          - {{id: s, action: sleep, parameters: {{seconds: 30}}}}
+          - {{id: s2, action: echo, dependencies: [s]}}
+  - id: then
+    type: parallel
+    dependencies: [par]
+    branches:
+      - {{name: x, steps: [{{id: x1, action: echo}}]}}
+  - {{id: last, action: echo, dependencies: [then]}}
+on_failure:
+  - {{id: alert, {FAIL_NOW[1:-1]}}}
+  - {{id: after_alert, action: log, dependencies: [alert], parameters: {{message: x}}}}
+"""
+
+
+async def test_steps_that_never_started_end_cancelled_when_the_run_fails(
+    client: Client, worker: str
+) -> None:
+    """Branch steps, steps after the failure, never-started branches and on_failure steps."""
+    handle = await start(client, worker, NEVER_STARTED_ON_FAILURE)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    answer = await handle.query("status")
+    assert answer["status"] == "FAILED"
+    assert {k: s["status"] for k, s in answer["steps"].items()} == {
+        "par": "failed",
+        "inner": "failed",
+        "s": "cancelled",  # was running
+        "s2": "cancelled",  # the others never started
+        "then": "cancelled",
+        "x1": "cancelled",
+        "last": "cancelled",
+        "alert": "failed",  # on_failure fails fast too
+        "after_alert": "cancelled",
+    }
+    steps = answer["steps"]
+    run_ended = datetime.fromisoformat(steps["alert"]["ended_at"])
+    for never in ("s2", "then", "x1", "last", "after_alert"):
+        assert steps[never]["started_at"] is None, never
+        assert steps[never]["attempts"] == 0, never
+        assert datetime.fromisoformat(steps[never]["ended_at"]) >= run_ended, never
+    details = str((await handle.query("__temporal_workflow_metadata")).current_details)
+    assert details.startswith("**f 1.0.0** — failed (3 failed, 6 cancelled)"), details
+    assert "| 🚫 cancelled | `x1` | ↳ x1 |" in details
+    assert "pending" not in details
+
+
+async def test_a_met_join_leaves_no_pending_branch_step_and_no_on_failure_row(
+    client: Client, worker: str
+) -> None:
+    """A completed run: the cancelled branch's later step is cancelled; on_failure is absent."""
+    handle = await start(
+        client,
+        worker,
+        "name: j\nsteps:\n  - id: par\n    type: parallel\n    join: any\n    branches:\n"
+        "      - {name: one, steps: [{id: a1, action: echo}]}\n"
+        "      - {name: two, steps: [{id: b0, action: sleep, parameters: {seconds: 30}},\n"
+        "                            {id: b1, action: echo, dependencies: [b0]}]}\n"
+        "on_failure: [{id: alert, action: log, parameters: {message: failed}}]\n",
+    )
+    await handle.result()
+    assert await statuses(handle) == {
+        "par": "completed",
+        "a1": "completed",
+        "b0": "cancelled",
+        "b1": "cancelled",
+    }
 
 
 async def test_retries_follow_the_retry_policy(client: Client, worker: str) -> None:
@@ -353,7 +431,10 @@ async def test_cancel_ends_the_run_canceled(client: Client, worker: str, how: st
         client,
         worker,
         "name: c\nsteps:\n  - {id: a, action: sleep, parameters: {seconds: 60}}\n"
-        "  - {id: b, action: echo, dependencies: [a]}\n",
+        "  - id: par\n    type: parallel\n    dependencies: [a]\n"
+        "    branches: [{name: one, steps: [{id: p1, action: echo}]}]\n"
+        "  - {id: b, action: echo, dependencies: [par]}\n"
+        "on_failure: [{id: alert, action: log, parameters: {message: failed}}]\n",
     )
     await wait_for_step(handle, "a")
     if how == "signal":
@@ -363,7 +444,17 @@ async def test_cancel_ends_the_run_canceled(client: Client, worker: str, how: st
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
-    assert await statuses(handle) == {"a": "cancelled", "b": "pending"}
+    # What never started is cancelled too; on_failure does not run for a cancelled run.
+    answer = await handle.query("status")
+    assert answer["status"] == "CANCELED"
+    assert {k: s["status"] for k, s in answer["steps"].items()} == {
+        "a": "cancelled",
+        "par": "cancelled",
+        "p1": "cancelled",
+        "b": "cancelled",
+    }
+    assert answer["steps"]["b"]["started_at"] is None
+    assert answer["steps"]["b"]["ended_at"] is not None
 
 
 async def test_the_ui_shows_step_names_and_a_details_table(client: Client, worker: str) -> None:

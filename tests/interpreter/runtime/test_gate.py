@@ -1,0 +1,116 @@
+"""The start gate: pause holds every new start, and no run exceeds Temporal's pending limits."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from interpreter.runtime.gate import MAX_IN_FLIGHT, StartGate
+from tests.support.runs import start, statuses, wait_for_step
+
+pytestmark = pytest.mark.integration
+
+
+async def test_pause_holds_foreach_items(client: Client, worker: str) -> None:
+    """A paused foreach with max_concurrency 1 used to go on with items 1, 2 and 3."""
+    handle = await start(
+        client,
+        worker,
+        "name: held\nsteps:\n  - id: each\n    type: foreach\n    items: [0, 1, 2, 3]\n"
+        "    max_concurrency: 1\n"
+        "    step: {id: one, action: sleep, parameters: {seconds: 0.5}}\n",
+    )
+    await wait_for_step(handle, "one[0]", "running")
+    await handle.signal("pause")
+    await wait_for_step(handle, "one[0]", "completed")
+    await asyncio.sleep(1.5)  # long enough for two more items, had they started
+    held = await statuses(handle)
+    assert held.get("one[1]", "pending") == "pending", held
+    assert "one[2]" not in held or held["one[2]"] == "pending"
+    await handle.signal("resume")
+    output = await handle.result()
+    assert output["each"] == [{"slept": 0.5}] * 4
+
+
+async def test_pause_holds_parallel_branches_not_yet_started(client: Client, worker: str) -> None:
+    handle = await start(
+        client,
+        worker,
+        "name: branches\nsteps:\n  - id: race\n    type: parallel\n    max_concurrency: 1\n"
+        "    branches:\n"
+        "      - {name: a, steps: [{id: a1, action: sleep, parameters: {seconds: 0.5}}]}\n"
+        "      - {name: b, steps: [{id: b1, action: echo}]}\n",
+    )
+    await wait_for_step(handle, "a1", "running")
+    await handle.signal("pause")
+    await wait_for_step(handle, "a1", "completed")
+    await asyncio.sleep(1.0)
+    assert (await statuses(handle)).get("b1", "pending") == "pending"
+    await handle.signal("resume")
+    assert (await handle.result())["race"] == {"a": {"a1": {"slept": 0.5}}, "b": {"b1": {}}}
+
+
+def _max_outstanding(events: list[Any]) -> int:
+    """The most activities scheduled and not yet closed at any point of a history."""
+    closed = {
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+    }
+    outstanding = highest = 0
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            outstanding += 1
+            highest = max(highest, outstanding)
+        elif event.event_type in closed:
+            outstanding -= 1
+    return highest
+
+
+async def test_a_level_wider_than_temporal_allows_queues_the_rest(
+    client: Client, worker: str
+) -> None:
+    """2,100 ready steps used to fail every workflow task (PendingActivitiesLimitExceeded)."""
+    width = 2100
+    steps = "".join(
+        f"  - {{id: s{i}, action: echo, parameters: {{n: {i}}}}}\n" for i in range(width)
+    )
+    handle = await start(client, worker, f"name: wide\nsteps:\n{steps}")
+    async with asyncio.timeout(180):
+        output = await handle.result()
+    assert len(output) == width
+    assert output["s2099"] == {"n": 2099}
+    events = [event async for event in handle.fetch_history_events()]
+    assert 0 < _max_outstanding(events) <= MAX_IN_FLIGHT
+
+
+async def test_the_gate_hands_out_slots_in_order_and_holds_them_while_paused() -> None:
+    gate = StartGate(limit=2)
+    order: list[int] = []
+
+    async def work(n: int, hold: asyncio.Event) -> None:
+        async with gate.slot():
+            order.append(n)
+            await hold.wait()
+
+    holds = [asyncio.Event() for _ in range(4)]
+    tasks = [asyncio.create_task(work(n, holds[n])) for n in range(4)]
+    await asyncio.sleep(0)
+    assert (order, gate.in_flight) == ([0, 1], 2)
+    gate.pause()
+    holds[0].set()
+    await asyncio.sleep(0.01)
+    assert order == [0, 1]  # a slot is free, but paused: nothing new starts
+    gate.resume()
+    await asyncio.sleep(0.01)
+    assert order == [0, 1, 2]
+    tasks[3].cancel()  # a waiter that gives up takes no slot with it
+    for hold in holds:
+        hold.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert (order, gate.in_flight) == ([0, 1, 2], 0)
