@@ -25,7 +25,9 @@ from interpreter.contract import (
     MEMO_VERSION,
     WORKFLOW_NAME,
     RunInput,
+    StepStatus,
 )
+from interpreter.runtime.cancellation import being_cancelled
 from interpreter.runtime.outcomes import Frame, StepFailed, describe_failure
 from interpreter.runtime.progress import Progress
 
@@ -135,7 +137,12 @@ class ChildWorkflows:
             )
         except FailureError as exc:
             error = describe_failure(exc)
-            self.progress.update(key, "failed", workflow.now(), error=error)
+            # A batch cancelled with its run comes back as a child failure: say cancelled.
+            # (Only the status changes; the run goes on exactly as before.)
+            ended: StepStatus = "cancelled" if being_cancelled() else "failed"
+            self.progress.update(
+                key, ended, workflow.now(), error=None if ended == "cancelled" else error
+            )
             raise StepFailed(step.step, error) from None
         except asyncio.CancelledError:
             self.progress.update(key, "cancelled", workflow.now())
