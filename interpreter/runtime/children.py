@@ -15,9 +15,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import FailureError
 from temporalio.workflow import ParentClosePolicy
 
-from dsl.conditions import condition_vars
+from dsl.batches import batch_definition, steps_read_by
 from dsl.models import DEFAULT_VERSION, Definition, ForeachStep, SubworkflowStep
-from dsl.templates import find_templates, render
+from dsl.templates import render
 from interpreter.contract import (
     DSL_NAME,
     DSL_VERSION,
@@ -71,17 +71,7 @@ class ChildWorkflows:
 
     def _batch_seed(self, step: ForeachStep, frame: Frame) -> dict[str, Any]:
         """What a batch child needs from this run: the upstream outputs its body reads, vars."""
-        body = step.step.model_dump(mode="json", exclude_none=True)
-        named = {
-            ref.path[1]
-            for ref in find_templates(body)
-            if ref.path[:1] == ("steps",) and len(ref.path) > 1
-        }
-        named |= {
-            path[1]
-            for path in condition_vars(body.get("when"))
-            if path[:1] == ("steps",) and len(path) > 1
-        }
+        named = steps_read_by(step)
         steps = {k: v for k, v in frame.context["steps"].items() if k in named}
         return {"steps": steps, "vars": dict(frame.context["vars"])}
 
@@ -100,22 +90,8 @@ class ChildWorkflows:
             key, f"{step.display_name}: items {start}-{start + len(batch) - 1}", "batch"
         )
         self.progress.update(key, "running", workflow.now())
-        definition = self.definition.model_dump(mode="json", exclude_none=True)
-        definition.pop("input", None)
-        definition.update(
-            description=f"items {start}-{start + len(batch) - 1} of {step.id}",
-            steps=[
-                {
-                    "id": step.id,
-                    "type": "foreach",
-                    "items": batch,
-                    "max_concurrency": per_child,
-                    "step": step.step.model_dump(mode="json", exclude_none=True),
-                }
-            ],
-            output="${{ steps." + step.id + ".output }}",
-            on_failure=[],
-            triggers=[],
+        definition = batch_definition(
+            self.definition, step, batch, first_index=start, max_concurrency=per_child
         )
         info = workflow.info()
         try:
