@@ -8,6 +8,7 @@ every step.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -130,7 +131,7 @@ class Progress:
                 for step_id, s in self.steps.items()
             ]
         else:
-            shown = list(self.running)[:RUNNING_SHOWN]
+            shown = list(itertools.islice(self.running, RUNNING_SHOWN))  # not O(running)
             if shown:
                 lines.append("running: " + ", ".join(f"`{step_id}`" for step_id in shown))
                 if len(self.running) > RUNNING_SHOWN:

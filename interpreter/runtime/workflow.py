@@ -115,6 +115,7 @@ class DslWorkflow(StepTypes):
         self.paused = False
         self.gate = StartGate()
         self.gated = False
+        self.details_due = False
         self.run_status = "RUNNING"
         self.signals: dict[str, deque[Any]] = {}
         self.signal_waiters: dict[str, deque[asyncio.Future[Any]]] = {}
@@ -308,7 +309,7 @@ class DslWorkflow(StepTypes):
         """
         self.run_status = status
         self.progress.cancel_pending(workflow.now())
-        self._show()
+        self._write_details()  # now: the run may end within this activation
 
     # ------------------------------------------------------------------ control
 
@@ -492,6 +493,17 @@ class DslWorkflow(StepTypes):
         self._show()
 
     def _show(self) -> None:
+        """Refresh the UI's details once per activation, however many steps changed.
+
+        Every step change asks for it, and a wide level changes a thousand steps in
+        one activation; the details are read only by a query, after the activation.
+        """
+        if not self.details_due:
+            self.details_due = True
+            asyncio.get_running_loop().call_soon(self._write_details)
+
+    def _write_details(self) -> None:
+        self.details_due = False
         workflow.set_current_details(self.progress.markdown(self.run_status, self.paused))
 
     async def _join(self, runs: dict[str, Any], join: Any, limit: int | None) -> dict[str, Any]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from interpreter.contract import WORKFLOW_NAME
 from interpreter.runtime.gate import MAX_IN_FLIGHT, StartGate
-from tests.support.runs import start, statuses, wait_for_step
+from tests.support.runs import run_input, start, statuses, wait_for_step
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +82,15 @@ async def test_a_level_wider_than_temporal_allows_queues_the_rest(
     steps = "".join(
         f"  - {{id: s{i}, action: echo, parameters: {{n: {i}}}}}\n" for i in range(width)
     )
-    handle = await start(client, worker, f"name: wide\nsteps:\n{steps}")
+    # Its first activation schedules 1,000 activities (about 2.5 s here); the default
+    # 10 s workflow task timeout is too close for a loaded CI machine.
+    handle = await client.start_workflow(
+        WORKFLOW_NAME,
+        run_input(f"name: wide\nsteps:\n{steps}"),
+        id=f"wide-{worker}",
+        task_queue=worker,
+        task_timeout=timedelta(seconds=60),
+    )
     async with asyncio.timeout(180):
         output = await handle.result()
     assert len(output) == width
