@@ -141,7 +141,7 @@ async def _dev_postgres(state_dir: Path, enabled: bool) -> AsyncIterator[DevData
 
     if not enabled or os.environ.get("DATABASE_URL"):
         url = os.environ.get("DATABASE_URL")
-        yield DevDatabases(url, os.environ.get("TDSL_SQL_URL", "")) if url else None
+        yield DevDatabases(url, os.environ.get("TDSL_SQL_URL") or None) if url else None
         return
     from interpreter.dev.servers import EmbeddedPostgres
 
@@ -166,7 +166,7 @@ async def _dev_postgres(state_dir: Path, enabled: bool) -> AsyncIterator[DevData
 
 async def _dev(args: argparse.Namespace) -> int:
     activity_names_of(args.activities)
-    _http_allow(args)  # a bad entry is exit 2 before anything starts
+    http_allow = _http_allow(args)  # a bad entry is exit 2 before anything starts
     if args.port == args.ui_port:
         raise InputError("--port and --ui-port must differ")
     ip = "127.0.0.1"
@@ -179,7 +179,7 @@ async def _dev(args: argparse.Namespace) -> int:
     _configure_logging()
     state_dir = Path(args.state_dir)
     async with _dev_postgres(state_dir, not args.no_postgres) as databases:
-        await _serve_dev(args, state_dir, databases)
+        await _serve_dev(args, state_dir, databases, http_allow)
     return EXIT_OK
 
 
@@ -207,7 +207,10 @@ def _dev_payloads(state_dir: Path) -> tuple[PayloadStore | None, str, str | None
 
 
 async def _serve_dev(
-    args: argparse.Namespace, state_dir: Path, databases: DevDatabases | None
+    args: argparse.Namespace,
+    state_dir: Path,
+    databases: DevDatabases | None,
+    http_allow: HttpAllowList,
 ) -> None:
     from interpreter.client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, task_queue
     from interpreter.dev.servers import DevServer
@@ -226,8 +229,8 @@ async def _serve_dev(
                 task_queue=queue,
                 activity_modules=args.activities,
                 database_url=databases.history_url if databases else None,
-                sql_url=(databases.sql_url or None) if databases else None,
-                http_allow=_http_allow(args),
+                sql_url=databases.sql_url if databases else None,
+                http_allow=http_allow,
             ),
         ):
             env = []

@@ -40,7 +40,8 @@ class DevDatabases:
     """Connection URLs of the two provisioned roles, each in its own database."""
 
     history_url: str
-    sql_url: str
+    sql_url: str | None
+    """None when `DATABASE_URL` came from outside and `TDSL_SQL_URL` is unset."""
 
 
 def url_for(superuser_url: str, *, role: str, database: str) -> str:

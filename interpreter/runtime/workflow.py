@@ -112,7 +112,6 @@ class DslWorkflow(StepTypes):
 
     @workflow.init
     def __init__(self, run: RunInput) -> None:
-        self.paused = False
         self.gate = StartGate()
         self.gated = False
         self.details_due = False
@@ -163,6 +162,11 @@ class DslWorkflow(StepTypes):
             self.index_offset = int(run.batch.get("index_offset", 0))
         self.progress = Progress(title=f"{self.definition.name} {self.definition.version}")
         self._declare(self.graph.main, depth=0)
+
+    @property
+    def paused(self) -> bool:
+        """Paused by the `pause` signal; the start gate holds the state."""
+        return self.gate.paused
 
     def _declare(self, scope: Scope, depth: int) -> None:
         """Every step in graph order, each parallel's branches right under it (indented).
@@ -316,13 +320,11 @@ class DslWorkflow(StepTypes):
     @workflow.signal(name=PAUSE_SIGNAL)
     def pause(self) -> None:
         """No new step starts; running ones finish."""
-        self.paused = True
         self.gate.pause()
         self._show()
 
     @workflow.signal(name=RESUME_SIGNAL)
     def resume(self) -> None:
-        self.paused = False
         self.gate.resume()
         for queue in self.wakeups:
             queue.put_nowait(_WAKE)
