@@ -16,7 +16,7 @@ One cycle (every *interval* seconds)::
         it has no `output` of its own and no nested step: a query on a closed run
         replays its whole history on the worker)
                                                             ▼
-        Store.upsert_run, Store.upsert_steps      (idempotent: any run can be redone)
+        Store.save_run: run and steps in one transaction (idempotent: any run can be redone)
 
 The projection never puts a run at risk. PostgreSQL down: one warning per outage,
 the cycle stops, the checkpoint stays where it was, and the next cycles retry until
@@ -267,7 +267,8 @@ class Projector:
                 self._outage(err)
                 raise _Unreachable from err
             raise
-        # Steps are written after the run, in one transaction: none means a crash between.
+        # Run and steps are written in one transaction (Store.save_run); a run without
+        # steps is one written by an older version, run by run: project it again.
         return (
             stored is not None
             and stored.get("status") == status_name(execution.status)
@@ -342,10 +343,7 @@ class Projector:
 
     async def _write(self, snapshot: _Snapshot) -> None:
         try:
-            await self.store.upsert_run(snapshot.run)
-            await self.store.upsert_steps(
-                snapshot.run.workflow_id, snapshot.run.run_id, snapshot.steps
-            )
+            await self.store.save_run(snapshot.run, snapshot.steps)
         except Exception as err:
             if _unreachable(err):
                 self._outage(err)

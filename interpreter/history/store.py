@@ -9,6 +9,7 @@ projections can run more than once.
     register(definition, src)  an immutable (name, version) → content entry
     definitions(), find_definition(name, version)
     upsert_run(RunRecord), upsert_steps(workflow_id, run_id, [StepRecord])
+    save_run(RunRecord, [StepRecord])   both, in one transaction (what the projector uses)
     runs(status=, definition=, limit=), run(workflow_id, run_id=None)
 
 The tables are described in ``schema/migrations/``. The registry as a catalog for
@@ -358,21 +359,20 @@ class Store:
 
     async def upsert_run(self, run: RunRecord) -> None:
         """Insert or update one run (see `RunRecord` for what an update may change)."""
-        await self.pool.execute(
-            _UPSERT_RUN,
-            run.workflow_id,
-            run.run_id,
-            run.definition,
-            run.version,
-            run.definition_hash,
-            run.status,
-            run.input,
-            run.output,
-            run.error,
-            run.started_at,
-            run.ended_at,
-            run.updated_at,
-        )
+        await self.pool.execute(_UPSERT_RUN, *_run_row(run))
+
+    async def save_run(self, run: RunRecord, steps: Sequence[StepRecord]) -> None:
+        """`upsert_run` and `upsert_steps` in one transaction.
+
+        The projector relies on it: a run stored with its final status must have its
+        final steps too, or a write cut off between the two would leave a COMPLETED run
+        with the steps of an earlier, running snapshot, and nothing would correct it.
+        """
+        rows = _step_rows(run.workflow_id, run.run_id, steps)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_UPSERT_RUN, *_run_row(run))
+            if rows:
+                await conn.executemany(_UPSERT_STEP, rows)
 
     async def announce_worker(
         self, *, namespace: str, task_queue: str, identity: str, activities: Sequence[str]
@@ -411,31 +411,9 @@ class Store:
 
         The run's row must exist (`upsert_run` first): steps reference it.
         """
-        if not steps:
+        rows = _step_rows(workflow_id, run_id, steps)
+        if not rows:
             return
-        rows = []
-        for step in steps:
-            if (step.workflow_id and step.workflow_id != workflow_id) or (
-                step.run_id and step.run_id != run_id
-            ):
-                raise ValueError(
-                    f"step {step.step_id!r} belongs to {step.workflow_id}/{step.run_id}, "
-                    f"not {workflow_id}/{run_id}"
-                )
-            rows.append(
-                (
-                    workflow_id,
-                    run_id,
-                    step.step_id,
-                    step.status,
-                    step.attempts,
-                    step.started_at,
-                    step.ended_at,
-                    step.output,
-                    step.error,
-                    step.updated_at,
-                )
-            )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(_UPSERT_STEP, rows)
 
@@ -516,3 +494,49 @@ def next_version(versions: Iterable[str]) -> str:
     if pre:
         return f"{major}.{minor}.{patch}"
     return f"{major}.{minor}.{int(patch) + 1}"
+
+
+def _run_row(run: RunRecord) -> tuple[Any, ...]:
+    """The parameters of `_UPSERT_RUN`, in order."""
+    return (
+        run.workflow_id,
+        run.run_id,
+        run.definition,
+        run.version,
+        run.definition_hash,
+        run.status,
+        run.input,
+        run.output,
+        run.error,
+        run.started_at,
+        run.ended_at,
+        run.updated_at,
+    )
+
+
+def _step_rows(workflow_id: str, run_id: str, steps: Sequence[StepRecord]) -> list[tuple[Any, ...]]:
+    """The parameters of `_UPSERT_STEP` for each step; a step of another run is refused."""
+    rows = []
+    for step in steps:
+        if (step.workflow_id and step.workflow_id != workflow_id) or (
+            step.run_id and step.run_id != run_id
+        ):
+            raise ValueError(
+                f"step {step.step_id!r} belongs to {step.workflow_id}/{step.run_id}, "
+                f"not {workflow_id}/{run_id}"
+            )
+        rows.append(
+            (
+                workflow_id,
+                run_id,
+                step.step_id,
+                step.status,
+                step.attempts,
+                step.started_at,
+                step.ended_at,
+                step.output,
+                step.error,
+                step.updated_at,
+            )
+        )
+    return rows

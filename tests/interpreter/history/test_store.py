@@ -446,3 +446,20 @@ async def test_json_values_round_trip(store: Store) -> None:
         run = await store.run(f"j{index}")
         assert run is not None
         assert (run["input"], run["output"]) == (value, value)
+
+
+async def test_a_run_and_its_steps_are_saved_together_or_not_at_all(store: Store) -> None:
+    running = run_record(status="RUNNING")
+    await store.save_run(running, [StepRecord("ship", "running", 1)])
+    done = run_record(status="COMPLETED", ended_at=T0 + timedelta(minutes=1))
+    unencodable = StepRecord("ship", "completed", 1, output={"bad": object()})
+    with pytest.raises(asyncpg.DataError):
+        await store.save_run(done, [unencodable])  # fails after the run's row was written
+    row = await store.run("order-1", "run-1")
+    assert row is not None
+    assert row["status"] == "RUNNING"  # rolled back with its steps
+    assert row["steps"][0]["status"] == "running"
+    await store.save_run(done, [StepRecord("ship", "completed", 1, output={"ok": True})])
+    row = await store.run("order-1", "run-1")
+    assert row is not None
+    assert (row["status"], row["steps"][0]["status"]) == ("COMPLETED", "completed")
