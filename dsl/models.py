@@ -58,6 +58,12 @@ __all__ = [
 DEFAULT_VERSION = "1.0.0"
 """The version of a definition that names none."""
 
+MIN_HISTORY_LIMIT = 10
+"""Below this a run would spend most of its events on continuing as new."""
+MAX_HISTORY_LIMIT = 5_000
+"""Above this a run could near 10,240 events: the steps running when the limit is reached
+still finish (up to 1,000 activities of about three events each) before it continues."""
+
 EXTRA_SPELLINGS: dict[str, tuple[str, ...]] = {
     "timeout": ("timeoutSeconds", "timeout_seconds"),
     "dependencies": ("dependsOn", "depends_on"),
@@ -405,6 +411,13 @@ class Definition(Model):
         default=None,
         description="The whole run's limit from its first start; "
         "when it expires the run fails with RunTimeout",
+    )
+    history_limit: int | None = Field(
+        default=None,
+        ge=MIN_HISTORY_LIMIT,
+        le=MAX_HISTORY_LIMIT,
+        description="Continue as new once a run's history has this many events "
+        "(the run goes on as one logical run); without it, when Temporal suggests it",
     )
     triggers: list[Trigger] = Field(default_factory=list)
 

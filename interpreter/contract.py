@@ -90,3 +90,6 @@ class RunInput:
     batch: dict[str, Any] | None = None
     """Internal, for a foreach batch run as a child: the parent's ``steps`` and ``vars``
     its body reads, and ``index_offset``, the global index of the batch's first item."""
+    carried: dict[str, Any] | None = None
+    """Internal, for a run that continued as new: the state of the logical run so far
+    (`interpreter.runtime.continuation.Carried`, as JSON)."""

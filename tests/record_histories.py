@@ -23,8 +23,11 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
 def replay_id(name: str) -> str:
-    """The workflow id a history was recorded under; replay must use the same one."""
-    return f"replay-{name}"
+    """The workflow id a history was recorded under; replay must use the same one.
+
+    A run that continued as new is recorded as one file per run, ``NAME.json`` for the
+    first and ``NAME.2.json``… for the continuations, all under NAME's id."""
+    return f"replay-{name.split('.')[0]}"
 
 
 TASK_QUEUE = "record-histories"
@@ -47,6 +50,10 @@ async def _pause_after_the_first_item(handle: WorkflowHandle[Any, Any]) -> None:
     await handle.signal("pause")
     await asyncio.sleep(1.0)  # item 0 ends; item 1 is held
     await handle.signal("resume")
+
+
+async def _go(handle: WorkflowHandle[Any, Any]) -> None:
+    await handle.signal("go", {"by": "recorder"})
 
 
 async def _cancel(handle: WorkflowHandle[Any, Any]) -> None:
@@ -142,6 +149,20 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
         None,
     ),
     # Since "subworkflow-run-timeout": the child outlives the step's timeout (RunTimeout).
+    # Since "continue-as-new": every 10 events the run continues, carrying a compensation
+    # owed, vars, a signal that arrived before its step, and the status rows.
+    "continued": (
+        "name: continued\nhistory_limit: 10\nsteps:\n"
+        "  - {id: a, action: echo, compensate: {action: log, parameters: {message: undo a}}}\n"
+        "  - {id: remember, type: set, values: {colour: blue}, dependencies: [a]}\n"
+        "  - {id: b, action: echo, dependencies: [remember]}\n"
+        "  - {id: c, action: echo, dependencies: [b]}\n"
+        "  - {id: go, type: signal, signal: go, dependencies: [c]}\n"
+        "  - {id: d, action: echo, dependencies: [go], "
+        "parameters: {colour: '${{ vars.colour }}', by: '${{ steps.go.output.by }}'}}\n",
+        None,
+        _go,
+    ),
     "subworkflow-timed-out": (
         "name: impatient\nsteps:\n"
         "  - {id: ask, type: subworkflow, workflow: expense-approval, input: {amount: 5}, "
@@ -164,9 +185,13 @@ async def record(client: Client, name: str, overwrite: bool) -> None:
         await interact(handle)
     with contextlib.suppress(WorkflowFailureError):  # failed and cancelled runs are recorded too
         await handle.result()
-    history = await handle.fetch_history()
-    target.write_text(history.to_json() + "\n")
-    print(f"recorded {target.relative_to(HISTORIES.parent.parent)}")
+    runs = [run async for run in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    runs.sort(key=lambda run: run.start_time)
+    for number, run in enumerate(runs, start=1):
+        path = target if number == 1 else HISTORIES / f"{name}.{number}.json"
+        history = await client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history()
+        path.write_text(history.to_json() + "\n")
+        print(f"recorded {path.relative_to(HISTORIES.parent.parent)}")
 
 
 async def main(overwrite: bool) -> None:

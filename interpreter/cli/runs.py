@@ -105,6 +105,9 @@ def _steps_table(state: dict[str, Any]) -> Any:
     title = f"{state['workflow_id']}: {state['status']}"
     if state.get("paused"):
         title += " (paused)"
+    if state.get("continued"):
+        count = state["continued"]
+        title += f", continued as new {'once' if count == 1 else f'{count} times'}"
     table = Table(title=Text(title), title_justify="left")
     table.add_column("step")
     table.add_column("status")

@@ -56,8 +56,11 @@ __all__ = [
 DEFAULT_UI_URL = "http://localhost:8233"
 """Where `tdsl dev` and `temporal server start-dev` serve the Web UI."""
 
-RUN_KEYS = ("workflow_id", "run_id", "status", "output", "error", "steps")
-"""The keys of `tdsl run --json`, in order; `tdsl status --json` adds `paused`."""
+RUN_KEYS = ("workflow_id", "run_id", "status", "output", "error", "steps", "continued")
+"""The keys of `tdsl run --json`, in order; `tdsl status --json` adds `paused`.
+
+`run_id` is the current run's; `continued` says how many times the logical run
+continued as new (0 for most runs), and `steps` holds the steps of all its runs."""
 
 FINAL_STATUSES = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")
 
@@ -138,6 +141,8 @@ class RunHistory:
         self.states: dict[str, str] = {}
         self.declared: dict[str, int] = {}
         """Step ids in the order the pinned definition declares them, for display."""
+        self.continued = 0
+        """How many runs came before this one in its logical run (continue-as-new)."""
 
     def feed(self, event: temporalio.api.history.v1.HistoryEvent) -> None:
         kind = event.event_type
@@ -148,6 +153,8 @@ class RunHistory:
                     list(payloads)
                 )
                 definition = run.get("definition", {}) if isinstance(run, dict) else {}
+                carried = run.get("carried") if isinstance(run, dict) else None
+                self.continued = int(carried.get("continued", 0)) if carried else 0
                 order = _declared_steps(
                     [*definition.get("steps", []), *definition.get("on_failure", [])]
                 )
@@ -310,6 +317,7 @@ async def _snapshot(
         "output": output,
         "error": error,
         "steps": merge_steps(query, history, pending),
+        "continued": int(query.get("continued", 0)) if query else history.continued,
         "paused": bool(query.get("paused", False)) if query is not None else False,
     }
     if times:

@@ -18,6 +18,11 @@ One cycle (every *interval* seconds)::
                                                             ▼
         Store.save_run: run and steps in one transaction (idempotent: any run can be redone)
 
+A run that continued as new is one logical run: it is written under its chain's first
+run id (`first_run_id` of `describe()`: listings leave it empty), with the steps of all its runs
+(the latest run's `status` query holds them) and `continued`; a run that handed over
+to its successor is skipped, as the successor carries all it knew.
+
 The projection never puts a run at risk. PostgreSQL down: one warning per outage,
 the cycle stops, the checkpoint stays where it was, and the next cycles retry until
 writes succeed ("run history caught up"); the runs themselves go on and finish, as
@@ -216,6 +221,10 @@ class Projector:
             closed = _closed(execution.status)
             if closed and key in self._finished:
                 continue
+            if execution.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                # Its successor carries all it knew, and is projected in its place.
+                self._finished[key] = execution.close_time or began
+                continue
             try:
                 if await self._project(execution, closed):
                     written += 1
@@ -243,11 +252,16 @@ class Projector:
     async def _project(self, execution: WorkflowExecution, closed: bool) -> bool:
         """Write one run if it changed; False if there was nothing to write."""
         key = (execution.id, execution.run_id)
-        if closed and await self._already_final(execution):
+        if closed and await self._already_final(execution, execution.run_id):
             self._finished[key] = execution.close_time or datetime.now(UTC)
             self._lengths.pop(key, None)
             return False
-        snapshot = await self._read(execution, closed)
+        logical = await self._logical_run_id(execution)
+        if closed and logical != execution.run_id and await self._already_final(execution, logical):
+            self._finished[key] = execution.close_time or datetime.now(UTC)
+            self._lengths.pop(key, None)
+            return False
+        snapshot = await self._read(execution, closed, logical)
         if snapshot is None:
             return False
         await self._write(snapshot)
@@ -258,10 +272,17 @@ class Projector:
             self._lengths[key] = snapshot.history_length
         return True
 
-    async def _already_final(self, execution: WorkflowExecution) -> bool:
+    async def _logical_run_id(self, execution: WorkflowExecution) -> str:
+        """The run id a run is recorded under: its continue-as-new chain's first."""
+        if execution.raw_info.first_run_id:
+            return execution.raw_info.first_run_id
+        handle = self.client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        return (await handle.describe()).raw_info.first_run_id or execution.run_id
+
+    async def _already_final(self, execution: WorkflowExecution, run_id: str) -> bool:
         """A closed run stored with its final status (by us before a restart, or a peer)."""
         try:
-            stored = await self.store.run(execution.id, execution.run_id)
+            stored = await self.store.run(execution.id, run_id)
         except Exception as err:
             if _unreachable(err):
                 self._outage(err)
@@ -275,7 +296,9 @@ class Projector:
             and bool(stored.get("steps"))
         )
 
-    async def _read(self, execution: WorkflowExecution, closed: bool) -> _Snapshot | None:
+    async def _read(
+        self, execution: WorkflowExecution, closed: bool, logical_run_id: str
+    ) -> _Snapshot | None:
         handle = self.client.get_workflow_handle(execution.id, run_id=execution.run_id)
         info = execution
         pending: dict[str, int] = {}
@@ -300,6 +323,7 @@ class Projector:
                 started = await info.data_converter.decode(list(payloads))
         run_input = started[0] if started and isinstance(started[0], dict) else {}
         definition = run_input.get("definition") or {}
+        carried = run_input.get("carried") or {}
         output, error = await _outcome(handle) if closed else (None, None)
         query = await query_status(handle)
         outputs = _outputs_from_result(definition, status, output, query)
@@ -313,7 +337,7 @@ class Projector:
         memo = await info.memo()
         run = RunRecord(
             workflow_id=execution.id,
-            run_id=execution.run_id,
+            run_id=logical_run_id,
             definition=str(memo.get(MEMO_NAME) or definition.get("name") or ""),
             version=str(memo.get(MEMO_VERSION) or definition.get("version") or ""),
             definition_hash=str(memo.get(MEMO_HASH) or run_input.get("definition_hash") or ""),
@@ -321,8 +345,9 @@ class Projector:
             input=run_input.get("input"),
             output=output,
             error=error,
-            started_at=info.start_time,
+            started_at=_time(carried.get("start_time")) or info.start_time,
             ended_at=info.close_time if closed else None,
+            continued=int(carried.get("continued") or 0),
         )
         merged = merge_steps(query, history, pending)
         steps = _steps(merged, query, outputs or {}, closed=closed)

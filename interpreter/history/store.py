@@ -101,6 +101,8 @@ class RunRecord:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     updated_at: datetime | None = None
+    continued: int = 0
+    """Times the logical run continued as new; `run_id` is then its first run's."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,8 @@ class StepRecord:
 
 _UPSERT_RUN = """
 insert into runs as r (workflow_id, run_id, definition, version, definition_hash, status,
-                       input, output, error, started_at, ended_at, updated_at)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()))
+                       input, output, error, started_at, ended_at, updated_at, continued)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()), $13)
 on conflict (workflow_id, run_id) do update set
     definition = excluded.definition,
     version = excluded.version,
@@ -142,7 +144,8 @@ on conflict (workflow_id, run_id) do update set
     error = excluded.error,
     started_at = coalesce(excluded.started_at, r.started_at),
     ended_at = excluded.ended_at,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at,
+    continued = greatest(excluded.continued, r.continued)
 where r.updated_at <= excluded.updated_at
   and not (excluded.status = 'RUNNING' and r.status <> 'RUNNING')
 """
@@ -436,11 +439,11 @@ class Store:
         return [dict(row) for row in rows]
 
     async def run(self, workflow_id: str, run_id: str | None = None) -> dict[str, Any] | None:
-        """One run with `definition_hash`, `input`, `output`, `error` and its `steps`
+        """One run with `definition_hash`, `input`, `output`, `error`, `continued` and its `steps`
         (ordered by start, unstarted last, then id); the latest run of the workflow id
         when *run_id* is None."""
         row = await self.pool.fetchrow(
-            f"select {_RUN_COLUMNS}, definition_hash, input, output, error, updated_at"
+            f"select {_RUN_COLUMNS}, definition_hash, input, output, error, continued, updated_at"
             " from runs where workflow_id = $1 and ($2::text is null or run_id = $2)"
             " order by started_at desc nulls last, updated_at desc limit 1",
             workflow_id,
@@ -511,6 +514,7 @@ def _run_row(run: RunRecord) -> tuple[Any, ...]:
         run.started_at,
         run.ended_at,
         run.updated_at,
+        run.continued,
     )
 
 

@@ -20,21 +20,34 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 
-__all__ = ["MAX_IN_FLIGHT", "StartGate"]
+__all__ = ["MAX_IN_FLIGHT", "Deferred", "StartGate"]
 
 MAX_IN_FLIGHT = 1000
 """Activities and child workflows one run keeps pending at most: half of Temporal's
 2,000, leaving room for compensations, control activities and batches' own."""
 
 
+class Deferred(Exception):
+    """A deferrable request got no slot before the run began to continue as new: the
+    step never started and the continued run starts it."""
+
+
 class StartGate:
-    """Counts work in flight; hands out slots in request order while not paused."""
+    """Counts work in flight; hands out slots in request order while not paused.
+
+    A request marked *deferrable* (a top-level step's) is refused with `Deferred` once
+    `defer()` was called — the run is draining to continue as new — whether it was
+    already waiting or comes later; other requests (nested work of a step that runs)
+    are served as before, so that running steps can finish.
+    """
 
     def __init__(self, limit: int = MAX_IN_FLIGHT) -> None:
         self.limit = limit
         self.paused = False
         self.in_flight = 0
+        self.deferring = False
         self._waiting: deque[asyncio.Future[None]] = deque()
+        self._deferrable: dict[asyncio.Future[None], None] = {}
         self._unpaused: deque[asyncio.Future[None]] = deque()
 
     async def unpaused(self) -> None:
@@ -50,9 +63,9 @@ class StartGate:
                 self._unpaused.remove(waiter)
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, *, deferrable: bool = False) -> AsyncIterator[None]:
         """Hold one of the run's slots while the body runs (an activity, a child)."""
-        await self._acquire()
+        await self._acquire(deferrable)
         try:
             yield
         finally:
@@ -62,6 +75,15 @@ class StartGate:
     def pause(self) -> None:
         self.paused = True
 
+    def defer(self) -> None:
+        """Refuse every deferrable request from now on, those waiting first."""
+        self.deferring = True
+        self._waiting = deque(w for w in self._waiting if w not in self._deferrable)  # one pass
+        for waiter in list(self._deferrable):
+            if not waiter.done():
+                waiter.set_exception(Deferred())
+        self._deferrable.clear()
+
     def resume(self) -> None:
         self.paused = False
         while self._unpaused:
@@ -70,14 +92,20 @@ class StartGate:
                 waiter.set_result(None)
         self._wake()
 
-    async def _acquire(self) -> None:
+    async def _acquire(self, deferrable: bool) -> None:
+        if deferrable and self.deferring:
+            raise Deferred
         if not self.paused and not self._waiting and self.in_flight < self.limit:
             self.in_flight += 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
+        if deferrable:
+            self._deferrable[waiter] = None
         try:
             await waiter  # `_wake` counted the slot for us before waking us
+        except Deferred:
+            raise  # `defer` took it out of the queue already
         except BaseException:
             if waiter in self._waiting:
                 self._waiting.remove(waiter)
@@ -85,6 +113,8 @@ class StartGate:
                 self.in_flight -= 1  # woken and cancelled at once: give the slot back
                 self._wake()
             raise
+        finally:
+            self._deferrable.pop(waiter, None)
 
     def _wake(self) -> None:
         while self._waiting and not self.paused and self.in_flight < self.limit:

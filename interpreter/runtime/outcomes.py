@@ -87,6 +87,8 @@ class Outcome:
     chosen: tuple[str, ...] = ()
     culprit: Step | None = None
     """The innermost step that failed (a nested step, for a parallel or foreach)."""
+    deferred: bool = False
+    """The step never started: the run continues as new first (`finish` is meaningless)."""
 
 
 def step_summary(step: Step, frame: Frame) -> str:

@@ -54,6 +54,58 @@ class Progress:
     """Running step ids in start order (a dict: ordered, O(1) removal)."""
     failed: dict[str, None] = field(default_factory=dict)
     """Failed step ids in failure order, so the details never scan every step."""
+    baseline: int = 0
+    """How many steps the definition itself declares (the first ones): what a continued
+    run declares again, so `export` leaves their names out."""
+    continued: int = 0
+    """How many times the logical run continued as new before this run."""
+
+    def mark_baseline(self) -> None:
+        """The steps declared so far are the definition's own."""
+        self.baseline = len(self.steps)
+
+    def export(self) -> list[list[Any]]:
+        """Every step that is not `pending`, compactly, for a run that continues as new.
+
+        One row per step: ``[id, status, attempts, started_at, ended_at, error]``, plus
+        ``name, kind`` for a step the definition does not declare (a foreach item, a
+        batch, a compensation); in declaration order, so `restore` keeps the order.
+        """
+        rows: list[list[Any]] = []
+        for index, (step_id, state) in enumerate(self.steps.items()):
+            if state.status == "pending" and index < self.baseline:
+                continue
+            row: list[Any] = [
+                step_id,
+                state.status,
+                state.attempts,
+                state.started_at.isoformat() if state.started_at else None,
+                state.ended_at.isoformat() if state.ended_at else None,
+                state.error,
+            ]
+            if index >= self.baseline:
+                row += [state.name, state.kind]
+            rows.append(row)
+        return rows
+
+    def restore(self, rows: list[list[Any]]) -> None:
+        """Take the states of `export` back (after the definition's steps are declared)."""
+        for step_id, status, attempts, started_at, ended_at, error, *named in rows:
+            if step_id not in self.steps:
+                name, kind = named if len(named) == 2 else (step_id, "step")
+                self.declare(step_id, name, kind)
+            state = self.steps[step_id]
+            self.counts[state.status] -= 1
+            self.counts[status] += 1
+            state.status = status
+            state.attempts = attempts
+            state.started_at = datetime.fromisoformat(started_at) if started_at else None
+            state.ended_at = datetime.fromisoformat(ended_at) if ended_at else None
+            state.error = error
+            if status == "failed":
+                self.failed[step_id] = None
+            elif status == "running":
+                self.running[step_id] = None
 
     def declare(self, step_id: str, name: str, kind: str) -> None:
         if step_id not in self.steps:
@@ -116,13 +168,17 @@ class Progress:
         return {
             "status": run_status,
             "paused": paused,
+            "continued": self.continued,
             "steps": {step_id: state.as_json() for step_id, state in self.steps.items()},
         }
 
     def markdown(self, run_status: str, paused: bool) -> str:
         """A short table for the Temporal UI's current details."""
-        state = "paused" if paused else run_status.lower()
+        state = "paused" if paused else run_status.lower().replace("_", " ")
         summary = ", ".join(f"{count} {status}" for status, count in self.counts.items() if count)
+        if self.continued:
+            times = "once" if self.continued == 1 else f"{self.continued} times"
+            summary += f"; continued as new {times}"
         lines = [f"**{self.title}** — {state} ({summary})", ""]
         if len(self.steps) <= TABLE_LIMIT:
             lines += ["| status | step | name |", "|---|---|---|"]

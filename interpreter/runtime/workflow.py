@@ -61,7 +61,8 @@ with workflow.unsafe.imports_passed_through():
     from interpreter.runtime.scheduler import Readiness
 
 from interpreter.runtime.cancellation import being_cancelled, cancel_all, uncancel
-from interpreter.runtime.gate import StartGate
+from interpreter.runtime.continuation import DEFAULT_HISTORY_LIMIT, Carried, ContinueAsNew
+from interpreter.runtime.gate import Deferred, StartGate
 from interpreter.runtime.outcomes import (
     Frame,
     Outcome,
@@ -104,6 +105,9 @@ START_GATE = "start-gate"
 SUBWORKFLOW_RUN_TIMEOUT = "subworkflow-run-timeout"
 """Runs started before a subworkflow step's timeout failed it with `RunTimeout` (and a
 message naming the child and the limit) replay with the old `Timeout` error."""
+CONTINUE_AS_NEW = "continue-as-new"
+"""Runs started before automatic continue-as-new (`interpreter.runtime.continuation`)
+replay without it: they never drain."""
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -125,6 +129,13 @@ class DslWorkflow(StepTypes):
         self.settings: dict[str, StepSettings] = {}
         self.base_settings: StepSettings | None = None
         self.index_offset = 0
+        self.may_continue = False
+        self.draining = False
+        self.finished_here = 0
+        """Top-level steps finished in this run (not carried): a run that continues
+        as new first finishes at least one, so a chain of continuations always advances."""
+        self.finished_main: list[list[Any]] = []
+        self.carried = Carried.from_json(run.carried) if run.carried is not None else None
         try:
             self.definition = Definition.model_validate(run.definition)
         except ValueError as exc:
@@ -162,6 +173,30 @@ class DslWorkflow(StepTypes):
             self.index_offset = int(run.batch.get("index_offset", 0))
         self.progress = Progress(title=f"{self.definition.name} {self.definition.version}")
         self._declare(self.graph.main, depth=0)
+        self.progress.mark_baseline()
+        if self.carried is not None:
+            self._take_over(self.carried)
+
+    def _take_over(self, carried: Carried) -> None:
+        """Go on from where the run this one continues stopped (see `continuation`)."""
+        self.context["input"] = carried.input
+        self.context["steps"].update(carried.steps)
+        self.context["vars"].update(carried.vars)
+        self.context["run"].update(run_id=carried.run_id, start_time=carried.start_time)
+        self.deadline = datetime.fromisoformat(carried.deadline) if carried.deadline else None
+        self.signals = carried.buffered_signals()
+        for owed in carried.compensations:
+            step = self.graph.step(owed["step"])
+            assert isinstance(step, TaskStep)
+            context = self.context
+            if "item" in owed:
+                context = dict(self.context, item=owed["item"], index=owed["index"])
+            self.compensations.append((step, Frame(context, owed["suffix"]), owed["output"]))
+        self.progress.restore(carried.progress)
+        self.progress.continued = carried.continued
+        self.finished_main = list(carried.finished)
+        if carried.paused:
+            self.gate.pause()
 
     @property
     def paused(self) -> bool:
@@ -192,13 +227,15 @@ class DslWorkflow(StepTypes):
         # Runs started before the start gate replay without it (no slot waits, and pause
         # did not hold foreach items, branches or batches).
         self.gated = workflow.patched(START_GATE)
+        self.may_continue = self.gated and workflow.patched(CONTINUE_AS_NEW)
         try:
-            self.context["input"] = prepare_input(
-                self.definition.input,
-                run.input,
-                # Runs started before inputs had to be objects keep their leniency.
-                require_object=workflow.patched(INPUT_MUST_BE_OBJECT),
-            )
+            if self.carried is None:  # a continuation's input was prepared by its first run
+                self.context["input"] = prepare_input(
+                    self.definition.input,
+                    run.input,
+                    # Runs started before inputs had to be objects keep their leniency.
+                    require_object=workflow.patched(INPUT_MUST_BE_OBJECT),
+                )
         except InputError as exc:
             self._finish_run("FAILED")
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from None
@@ -206,6 +243,10 @@ class DslWorkflow(StepTypes):
         try:
             outputs = await self._run_main()
             result = self._output(outputs)
+        except ContinueAsNew:
+            self.run_status = "CONTINUED_AS_NEW"
+            self._write_details()
+            workflow.continue_as_new(self._continuation(run))
         except RunTimedOut as timed_out:
             await self._undo(timed_out.error)
             self._finish_run("FAILED")
@@ -238,7 +279,7 @@ class DslWorkflow(StepTypes):
         cancels the DAG when it fires, as a cancellation would: running steps end
         `cancelled`; the caller then compensates and runs on_failure.
         """
-        main = self._run_scope(self.graph.main, Frame(self.context))
+        main = self._run_scope(self.graph.main, Frame(self.context), main=True)
         if self.deadline is None or self.definition.timeout is None:
             return await main
         left = max(0.0, (self.deadline - workflow.now()).total_seconds())
@@ -250,6 +291,63 @@ class DslWorkflow(StepTypes):
             if not limit.expired():
                 raise
             raise RunTimedOut(self.definition.timeout) from None
+
+    # ------------------------------------------------------------------ continue-as-new
+
+    def _continue_due(self) -> bool:
+        """Whether the top-level DAG should drain so that the run continues as new."""
+        if not self.may_continue or self.finished_here == 0:
+            return False
+        info = workflow.info()
+        limit = self.definition.history_limit or DEFAULT_HISTORY_LIMIT
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+
+    def _continuation(self, run: RunInput) -> RunInput:
+        """This run's input plus all the logical run needs to go on (`Carried`)."""
+        owed = []
+        for step, frame, output in self.compensations:
+            entry = {"step": step.id, "suffix": frame.suffix, "output": output}
+            if "item" in frame.context:
+                entry.update(item=frame.context["item"], index=frame.context["index"])
+            owed.append(entry)
+        carried = Carried(
+            continued=self.progress.continued + 1,
+            run_id=self.context["run"]["run_id"],
+            start_time=self.context["run"]["start_time"],
+            deadline=self.deadline.isoformat() if self.deadline else None,
+            input=self.context["input"],
+            steps=self.context["steps"],
+            vars=self.context["vars"],
+            finished=self.finished_main,
+            signals={name: list(payloads) for name, payloads in self.signals.items() if payloads},
+            compensations=owed,
+            progress=self.progress.export(),
+            paused=self.paused,
+        )
+        return RunInput(
+            definition=run.definition,
+            input=run.input,
+            subworkflows=run.subworkflows,
+            latest=run.latest,
+            definition_hash=run.definition_hash,
+            batch=run.batch,
+            carried=carried.to_json(),
+        )
+
+    def _resume_main(self, readiness: Readiness) -> tuple[deque[str], dict[str, Any]]:
+        """Readiness and outputs of the top-level DAG as the continued run left them.
+
+        The finishes are fed again in their order, so exactly the steps that were ready
+        (or deferred) are ready again, in the order they became ready.
+        """
+        done = {entry[0] for entry in self.finished_main}
+        became = readiness.roots()
+        outputs: dict[str, Any] = {}
+        for step_id, how, chosen in self.finished_main:
+            became += readiness.finish(step_id, how, chosen)
+            if how == "completed":
+                outputs[step_id] = self.context["steps"][step_id]["output"]
+        return deque(step_id for step_id in became if step_id not in done), outputs
 
     # ------------------------------------------------------------------ saga
 
@@ -375,8 +473,11 @@ class DslWorkflow(StepTypes):
 
     # ------------------------------------------------------------------ scopes
 
-    async def _run_scope(self, scope: Scope, frame: Frame) -> dict[str, Any]:
-        """Walk one DAG to the end; raises StepFailed on the first unabsorbed failure."""
+    async def _run_scope(self, scope: Scope, frame: Frame, *, main: bool = False) -> dict[str, Any]:
+        """Walk one DAG to the end; raises StepFailed on the first unabsorbed failure.
+
+        The *main* (top-level) DAG may instead drain and raise `ContinueAsNew`.
+        """
         readiness = Readiness(
             scope.order,
             {s: scope.prerequisites(s) for s in scope.order},
@@ -388,25 +489,47 @@ class DslWorkflow(StepTypes):
         running: dict[str, asyncio.Task[None]] = {}
         ready = deque(readiness.roots())
         outputs: dict[str, Any] = {}
+        if main and self.finished_main:
+            ready, outputs = self._resume_main(readiness)
+
+        def finish(step_id: str, outcome: Outcome) -> None:
+            ready.extend(readiness.finish(step_id, outcome.finish, outcome.chosen))
+            if main:
+                self.finished_main.append([step_id, outcome.finish, list(outcome.chosen)])
+                self.finished_here += 1
+
         try:
             while True:
-                while ready and not self.paused:
+                if main and not self.draining and self._continue_due():
+                    self.draining = True
+                    self.gate.defer()  # top-level steps still waiting for a slot
+                while ready and not self.paused and not (main and self.draining):
                     step = scope.steps[ready.popleft()]
                     if self._skipped(step, readiness, frame):
-                        ready.extend(readiness.finish(step.id, "skipped"))
+                        finish(step.id, Outcome("skipped"))
                     else:
-                        running[step.id] = asyncio.create_task(self._run_step(step, frame, queue))
-                if not running and not ready:
-                    return outputs
+                        running[step.id] = asyncio.create_task(
+                            self._run_step(step, frame, queue, deferrable=main)
+                        )
+                if not running:
+                    if not ready:
+                        return outputs
+                    if main and self.draining:
+                        # Signal handlers (a `cancel` asking Temporal) finish first.
+                        await workflow.wait_condition(workflow.all_handlers_finished)
+                        raise ContinueAsNew
                 step_id, outcome = await queue.get()
                 if outcome is None:
                     continue  # resumed
                 running.pop(step_id)
+                if outcome.deferred:
+                    ready.append(step_id)  # never started: the continuation starts it
+                    continue
                 if outcome.error is not None and not scope.steps[step_id].continue_on_error:
                     raise StepFailed(outcome.culprit or scope.steps[step_id], outcome.error)
                 if outcome.finish == "completed":
                     outputs[step_id] = outcome.output
-                ready.extend(readiness.finish(step_id, outcome.finish, outcome.chosen))
+                finish(step_id, outcome)
         except GeneratorExit:
             raise  # evicted from the worker's cache: nothing may be awaited any more
         except BaseException:
@@ -428,20 +551,29 @@ class DslWorkflow(StepTypes):
         return skip
 
     async def _run_step(
-        self, step: Step, frame: Frame, queue: asyncio.Queue[tuple[str, Outcome | None]]
+        self,
+        step: Step,
+        frame: Frame,
+        queue: asyncio.Queue[tuple[str, Outcome | None]],
+        *,
+        deferrable: bool = False,
     ) -> None:
         """Run one step and report how it ended into its scope's queue.
 
         An activity or child workflow waits for a slot of the run's start gate first,
-        and shows `pending` until it has one.
+        and shows `pending` until it has one; a *deferrable* (top-level) one may be
+        deferred there instead, when the run continues as new.
         """
         culprit: Step = step
         try:
-            async with self._admission(step):
+            async with self._admission(step, deferrable):
                 self._record(step, frame, "running")
                 if step.when is not None:
                     evaluate_condition(step.when, frame.context, self.definition.rules)
                 output = await self._execute(step, frame)
+        except Deferred:
+            queue.put_nowait((step.id, Outcome("skipped", deferred=True)))
+            return
         except asyncio.CancelledError:
             self._record(step, frame, "cancelled")
             raise
@@ -472,10 +604,12 @@ class DslWorkflow(StepTypes):
                 return timed_out
         return describe_failure(exc)
 
-    def _admission(self, step: Step) -> contextlib.AbstractAsyncContextManager[None]:
+    def _admission(
+        self, step: Step, deferrable: bool
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         """A gate slot for a step that schedules an activity or a child workflow."""
         if self.gated and isinstance(step, TaskStep | SubworkflowStep):
-            return self.gate.slot()
+            return self.gate.slot(deferrable=deferrable and self.may_continue)
         return contextlib.nullcontext()
 
     def _record(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from dsl.bundle import normalise, resolve_bundle
@@ -92,3 +93,19 @@ async def wait_for_step(
     async with asyncio.timeout(timeout):
         while (await statuses(handle)).get(step_id) != status:
             await asyncio.sleep(0.05)
+
+
+async def runs_of(client: Client, handle: WorkflowHandle[Any, Any]) -> list[tuple[str, int, bool]]:
+    """(run id, event count, continued as new?) of every run of *handle*'s logical run,
+    oldest first: the chain is followed through the histories (visibility may lag)."""
+    found = []
+    run_id = handle.first_execution_run_id or handle.result_run_id
+    while run_id:
+        run = client.get_workflow_handle(handle.id, run_id=run_id)
+        events = [event async for event in run.fetch_history_events()]
+        last = events[-1]
+        continued = last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        found.append((run_id, len(events), continued))
+        attributes = last.workflow_execution_continued_as_new_event_attributes
+        run_id = attributes.new_execution_run_id if continued else None
+    return found

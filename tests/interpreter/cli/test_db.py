@@ -152,9 +152,10 @@ async def test_db_migrate_twice(database: str, capsys: pytest.CaptureFixture[str
     assert (
         capsys.readouterr().out
         == "applied 0001_initial\napplied 0002_payloads\napplied 0003_workers\n"
+        "applied 0004_continued\n"
     )
     assert await tdsl("db", "migrate") == 0
-    assert capsys.readouterr().out == "the database is up to date (3 migrations)\n"
+    assert capsys.readouterr().out == "the database is up to date (4 migrations)\n"
 
 
 # --------------------------------------------------------------------------- register

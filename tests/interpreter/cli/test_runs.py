@@ -563,3 +563,33 @@ def test_dev_refuses_a_taken_port(capsys: pytest.CaptureFixture[str]) -> None:
         f"tdsl: error: port {port} on 127.0.0.1 is already in use (another Temporal server "
         "or `tdsl dev`?); stop it or choose another with --port\n"
     )
+
+
+@integration
+@pytest.mark.usefixtures("worker")
+async def test_run_wait_shows_the_logical_run_across_continue_as_new(
+    tdsl: Tdsl, tmp_path: Path
+) -> None:
+    steps = "".join(
+        f"  - {{id: s{i}, action: echo, parameters: {{n: {i}}}"
+        + (f", dependencies: [s{i - 1}]}}\n" if i > 1 else "}\n")
+        for i in range(1, 11)
+    )
+    (tmp_path / "long.yaml").write_text(f"name: long\nhistory_limit: 10\nsteps:\n{steps}")
+    result = await tdsl("run", tmp_path / "long.yaml", "--wait", "--json", "--id", "long-1")
+    assert result.returncode == 0, result.stderr
+    value = _one_json_object(result)
+    assert value["status"] == "COMPLETED"
+    assert value["continued"] >= 2
+    assert value["output"] == {f"s{i}": {"n": i} for i in range(1, 11)}
+    assert value["steps"] == {f"s{i}": {"status": "completed", "attempts": 1} for i in range(1, 11)}
+    status = await tdsl("status", "long-1")
+    assert status.returncode == 0, status.stderr
+    assert f"continued as new {value['continued']} times" in " ".join(status.stdout.split())
+    shown = await tdsl("run", tmp_path / "long.yaml", "--wait", "--id", "long-2")
+    assert shown.returncode == 0, shown.stderr
+    changes = [line.split() for line in shown.stdout.splitlines() if line.startswith("  s")]
+    # each step once, in the order they ran, though they ran in ten different runs
+    assert [step for step, status in changes if status == "completed"] == [
+        f"s{i}:" for i in range(1, 11)
+    ], shown.stdout

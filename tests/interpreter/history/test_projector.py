@@ -378,3 +378,37 @@ async def test_an_unreachable_database_at_start_does_not_stop_the_worker(
         r.getMessage().startswith("run history paused: PostgreSQL unreachable")
         for r in caplog.records
     )
+
+
+async def test_a_run_that_continued_as_new_is_one_logical_run(
+    client: Client, worker: str, store: Store
+) -> None:
+    steps = "".join(
+        f"  - {{id: s{i}, action: echo, parameters: {{n: {i}}}"
+        + (f", dependencies: [s{i - 1}]}}\n" if i > 1 else "}\n")
+        for i in range(1, 13)
+    )
+    handle = await start(client, worker, f"name: history-long\nhistory_limit: 10\nsteps:\n{steps}")
+    first = handle.result_run_id
+    assert first is not None
+    projector = Projector(client, store, task_queue=worker)
+    await _projected(projector, handle)  # maybe while the first run still runs
+    output = await handle.result()
+    latest = (await handle.describe()).run_id
+    assert latest != first  # it did continue
+
+    async def final() -> dict[str, Any] | None:
+        await projector.sync_once()
+        row = await store.run(handle.id)
+        return row if row is not None and row["status"] == "COMPLETED" else None
+
+    row = await _until(final)
+    assert row["run_id"] == first  # the logical run: one row, under the first run's id
+    assert row["continued"] >= 1
+    assert row["output"] == output
+    assert {s["step_id"]: s["status"] for s in row["steps"]} == {
+        f"s{i}": "completed" for i in range(1, 13)
+    }
+    assert _steps(row)["s1"]["output"] == {"n": 1}  # a step of the first run
+    rows = await store.pool.fetch("select run_id from runs where workflow_id = $1", handle.id)
+    assert [r["run_id"] for r in rows] == [first]
