@@ -163,6 +163,13 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
         None,
         _go,
     ),
+    # Since "foreach-batches-for-every-join": a count join over 450 items, in batches.
+    "foreach-counted": (
+        "name: counted\nsteps:\n  - id: each\n    type: foreach\n    items: '${{ input.items }}'\n"
+        "    join: {count: 300}\n    step: {id: one, type: set, values: {at: '${{ index }}'}}\n",
+        {"items": list(range(450))},
+        None,
+    ),
     "subworkflow-timed-out": (
         "name: impatient\nsteps:\n"
         "  - {id: ask, type: subworkflow, workflow: expense-approval, input: {amount: 5}, "

@@ -16,7 +16,8 @@ from temporalio.exceptions import FailureError
 from temporalio.workflow import ParentClosePolicy
 
 from dsl.batches import batch_definition, steps_read_by
-from dsl.models import DEFAULT_VERSION, Definition, ForeachStep, SubworkflowStep
+from dsl.graph import WorkflowGraph
+from dsl.models import DEFAULT_VERSION, Definition, ForeachStep, JoinCount, SubworkflowStep
 from dsl.templates import render
 from interpreter.contract import (
     DSL_NAME,
@@ -47,27 +48,66 @@ class ChildWorkflows:
     latest: dict[str, str]
     index_offset: int
     progress: Progress
-    _join: Callable[[dict[str, Any], Any, int | None], Awaitable[dict[str, Any]]]
+    graph: WorkflowGraph
+    _join: Callable[..., Awaitable[dict[str, Any]]]
     _show: Callable[[], None]
 
     async def _foreach_batches(
         self, step: ForeachStep, frame: Frame, items: list[Any]
     ) -> list[Any]:
-        """Many items: one child workflow per batch, a bounded number at once, outputs in order."""
+        """Many items: one child workflow per batch, a bounded number at once, outputs in order.
+
+        With `join: all` a batch fails at its first failed item, and the foreach with
+        it. With `any` or `count`, each batch runs all its items and reports how each
+        ended; the join counts items across batches and cancels the batches still
+        running once it is met (so it is decided batch by batch: every item of the
+        batch that met it ran). The output then holds the first *count* completed
+        items' outputs by index, `null` elsewhere, as without batches.
+        """
         size = FOREACH_BATCH_SIZE
         batches = [items[start : start + size] for start in range(0, len(items), size)]
         limit = step.max_concurrency
         per_child = min(limit or size, size)
         at_once = max(1, limit // size) if limit else FOREACH_PARALLEL_BATCHES
+        counted = step.join != "all"
         seed = self._batch_seed(step, frame)
+        if counted:
+            seed["tolerant"] = True
         runs = {
             str(k): (
                 lambda k=k, batch=batch: self._run_batch(step, frame, k, batch, per_child, seed)
             )
             for k, batch in enumerate(batches)
         }
-        results = await self._join(runs, "all", at_once)
-        return [output for k in range(len(batches)) for output in results[str(k)]]
+        if not counted:
+            results = await self._join(runs, "all", at_once)
+            return [output for k in range(len(batches)) for output in results[str(k)]]
+        results = await self._join(
+            runs, step.join, at_once, total=len(items), tally=self._batch_tally
+        )
+        needed = min(step.join.count, len(items)) if isinstance(step.join, JoinCount) else 1
+        outputs: list[Any] = [None] * len(items)
+        kept = 0
+        for k in range(len(batches)):
+            for offset, entry in enumerate(results.get(str(k), ())):
+                if kept < needed and isinstance(entry, dict) and "output" in entry:
+                    outputs[k * size + offset] = entry["output"]
+                    kept += 1
+        return outputs
+
+    def _batch_tally(self, entries: Any) -> tuple[int, int, StepFailed | None]:
+        """(completed, failed, first failure) of one tolerant batch's items."""
+        succeeded = failed = 0
+        first: StepFailed | None = None
+        for entry in entries:
+            if isinstance(entry, dict) and "output" in entry:
+                succeeded += 1
+            elif isinstance(entry, dict) and "error" in entry:
+                failed += 1
+                if first is None:
+                    culprit = self.graph.step(str(entry["step"]))
+                    first = StepFailed(culprit, entry["error"])
+        return succeeded, failed, first
 
     def _batch_seed(self, step: ForeachStep, frame: Frame) -> dict[str, Any]:
         """What a batch child needs from this run: the upstream outputs its body reads, vars."""

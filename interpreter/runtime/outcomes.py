@@ -6,6 +6,7 @@ Part of the replay-critical runtime: pure data and pure functions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "Outcome",
     "RunTimedOut",
     "StepFailed",
+    "Tally",
     "child_run_timeout",
     "describe_failure",
     "step_summary",
@@ -89,6 +91,11 @@ class Outcome:
     """The innermost step that failed (a nested step, for a parallel or foreach)."""
     deferred: bool = False
     """The step never started: the run continues as new first (`finish` is meaningless)."""
+
+
+Tally = Callable[[Any], tuple[int, int, StepFailed | None]]
+"""For a join over foreach batches: (items succeeded, items failed, the first failure)
+that one batch's output stands for."""
 
 
 def step_summary(step: Step, frame: Frame) -> str:

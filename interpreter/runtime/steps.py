@@ -42,6 +42,10 @@ FOREACH_BATCH_THRESHOLD = 200
 """A foreach over more items runs them in child workflows, one batch per child, so no
 single history nears Temporal's limits (51,200 events, 2,000 pending activities)."""
 
+BATCHES_FOR_EVERY_JOIN = "foreach-batches-for-every-join"
+"""Runs started before a foreach over the threshold was batched whatever its join
+(`any`, `count`) replay running its items in the run itself."""
+
 
 class StepTypes(ChildWorkflows):
     """How each step type runs; `_execute` dispatches on the type."""
@@ -52,6 +56,7 @@ class StepTypes(ChildWorkflows):
     settings: dict[str, StepSettings]
     base_settings: StepSettings | None
     index_offset: int
+    batch_tolerant: bool
     signals: dict[str, deque[Any]]
     signal_waiters: dict[str, deque[asyncio.Future[Any]]]
     _run_scope: Callable[[Scope, Frame], Awaitable[dict[str, Any]]]
@@ -139,10 +144,15 @@ class StepTypes(ChildWorkflows):
             raise StepFailed(
                 step, {"type": "ExpressionError", "message": f"items is not a list but {items!r}"}
             )
-        if len(items) > FOREACH_BATCH_THRESHOLD and step.join == "all":
+        if len(items) > FOREACH_BATCH_THRESHOLD and (
+            step.join == "all" or workflow.patched(BATCHES_FOR_EVERY_JOIN)
+        ):
             return await self._foreach_batches(step, frame, items)
         body = step.step
         offset = self.index_offset if frame.suffix == "" else 0
+        # A batch of a foreach with an `any` or `count` join reports each item's end
+        # instead of failing: its parent counts them across batches.
+        tolerant = self.batch_tolerant and frame.suffix == ""
 
         async def one(index: int, item: Any) -> Any:
             context = dict(frame.context, item=item, index=index)
@@ -152,8 +162,10 @@ class StepTypes(ChildWorkflows):
             _, outcome = outcome_queue.get_nowait()
             assert outcome is not None
             if outcome.error is not None:
+                if tolerant:
+                    return {"error": outcome.error, "step": (outcome.culprit or body).id}
                 raise StepFailed(outcome.culprit or body, outcome.error)
-            return outcome.output
+            return {"output": outcome.output} if tolerant else outcome.output
 
         runs = {
             str(i): (lambda i=i, item=item: one(offset + i, item)) for i, item in enumerate(items)

@@ -68,6 +68,7 @@ from interpreter.runtime.outcomes import (
     Outcome,
     RunTimedOut,
     StepFailed,
+    Tally,
     child_run_timeout,
     describe_failure,
     temporal_retry,
@@ -129,6 +130,7 @@ class DslWorkflow(StepTypes):
         self.settings: dict[str, StepSettings] = {}
         self.base_settings: StepSettings | None = None
         self.index_offset = 0
+        self.batch_tolerant = False
         self.may_continue = False
         self.draining = False
         self.finished_here = 0
@@ -171,6 +173,7 @@ class DslWorkflow(StepTypes):
             self.context["steps"].update(run.batch.get("steps", {}))
             self.context["vars"].update(run.batch.get("vars", {}))
             self.index_offset = int(run.batch.get("index_offset", 0))
+            self.batch_tolerant = bool(run.batch.get("tolerant", False))
         self.progress = Progress(title=f"{self.definition.name} {self.definition.version}")
         self._declare(self.graph.main, depth=0)
         self.progress.mark_baseline()
@@ -642,16 +645,31 @@ class DslWorkflow(StepTypes):
         self.details_due = False
         workflow.set_current_details(self.progress.markdown(self.run_status, self.paused))
 
-    async def _join(self, runs: dict[str, Any], join: Any, limit: int | None) -> dict[str, Any]:
-        """Run named coroutines concurrently until the join is met; cancel the rest."""
-        needed = len(runs) if join == "all" else 1 if join == "any" else join.count
+    async def _join(
+        self,
+        runs: dict[str, Any],
+        join: Any,
+        limit: int | None,
+        *,
+        total: int | None = None,
+        tally: Tally | None = None,
+    ) -> dict[str, Any]:
+        """Run named coroutines concurrently until the join is met; cancel the rest.
+
+        Each run counts as one success, or one failure if it raises StepFailed. With
+        *tally* (foreach batches), a run's value says how many of the *total* items it
+        stood for succeeded and failed; a run that raises then fails the join at once.
+        """
+        total = len(runs) if total is None else total
+        needed = total if join == "all" else 1 if join == "any" else join.count
         if isinstance(join, JoinCount):
-            needed = min(join.count, len(runs))
+            needed = min(join.count, total)
         results: dict[str, Any] = {}
         done: asyncio.Queue[tuple[str, Any, StepFailed | None]] = asyncio.Queue()
         pending = deque(runs)
         running: dict[str, asyncio.Task[None]] = {}
         failures: list[StepFailed] = []
+        succeeded = failed = 0
 
         async def track(name: str) -> None:
             if self.gated:
@@ -662,7 +680,7 @@ class DslWorkflow(StepTypes):
                 done.put_nowait((name, None, failure))
 
         try:
-            while len(results) < needed:
+            while succeeded < needed:
                 while pending and (limit is None or len(running) < limit):
                     name = pending.popleft()
                     running[name] = asyncio.create_task(track(name))
@@ -672,9 +690,19 @@ class DslWorkflow(StepTypes):
                 running.pop(name)
                 if failure is None:
                     results[name] = value
-                    continue
+                    if tally is None:
+                        succeeded += 1
+                        continue
+                    gained, lost, failure = tally(value)
+                    succeeded, failed = succeeded + gained, failed + lost
+                    if failure is None:
+                        continue
+                elif tally is not None:
+                    raise failure  # a batch itself failed, not one of its items
+                else:
+                    failed += 1
                 failures.append(failure)
-                if len(runs) - len(failures) < needed:
+                if total - failed < needed:
                     raise failures[0]
         except GeneratorExit:
             raise  # evicted from the worker's cache: nothing may be awaited any more

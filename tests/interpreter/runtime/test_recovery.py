@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.runs import interpreter_worker, start, statuses, wait_for_step
@@ -161,6 +162,74 @@ async def test_large_foreach_runs_in_batches_of_child_workflows(
     assert [k for k in steps if "#batch" in k] == [f"each#batch-{k}" for k in range(5)]
     child = client.get_workflow_handle(f"{handle.id}/each/batch-4")
     assert (await child.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+COUNTED = """
+name: counted
+steps:
+  - id: each
+    type: foreach
+    items: '${{ input.items }}'
+    join: %s
+    step:
+      id: one
+      action: fail
+      parameters: {message: 'item ${{ item }}', non_retryable: true, until_attempt: '${{ item }}'}
+"""
+"""Item n fails (for good) unless n is 0 or 1: `fail` succeeds from attempt `until_attempt`."""
+
+
+def _items(count: int, failing_every: int) -> list[int]:
+    """`count` items, every *failing_every*-th of which fails (a value 99 never reaches)."""
+    return [99 if index % failing_every == 0 else 1 for index in range(count)]
+
+
+async def test_a_large_foreach_with_a_count_join_runs_in_batches_and_counts_items(
+    client: Client, worker: str
+) -> None:
+    """Used to run all 450 items in the run itself (and with 2,100 never ended)."""
+    items = _items(450, failing_every=3)  # 300 items succeed
+    handle = await start(client, worker, COUNTED % "{count: 250}", {"items": items})
+    output = (await handle.result())["each"]
+    assert len(output) == 450
+    completed = [index for index, value in enumerate(output) if value is not None]
+    assert len(completed) == 250  # the first 250 completed, by index
+    assert completed == [index for index in range(450) if index % 3][:250]
+    assert output[1] == {"attempt": 1}
+    steps = await statuses(handle)
+    assert [k for k in steps if "#batch" in k] == [f"each#batch-{k}" for k in range(3)]
+    assert "one[1]" not in steps  # the items ran in the children, not here
+
+
+async def test_a_count_join_over_batches_fails_once_it_cannot_be_met(
+    client: Client, worker: str
+) -> None:
+    items = _items(450, failing_every=3)  # only 300 can succeed
+    handle = await start(client, worker, COUNTED % "{count: 400}", {"items": items})
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    assert isinstance(caught.value.cause, ApplicationError)
+    assert "'one'" in caught.value.cause.message
+    assert "item 99" in caught.value.cause.message
+
+
+async def test_an_any_join_over_batches_ends_with_the_first_batch(
+    client: Client, worker: str
+) -> None:
+    items = [1] * 2100  # wider than Temporal allows pending in one run
+    handle = await start(
+        client,
+        worker,
+        COUNTED.replace("    join:", "    max_concurrency: 200\n    join:") % "any",
+        {"items": items},
+    )
+    output = (await handle.result())["each"]
+    assert [index for index, value in enumerate(output) if value is not None] == [0]
+    steps = await statuses(handle)
+    batches = {k: v for k, v in steps.items() if "#batch" in k}
+    assert batches["each#batch-0"] == "completed"
+    assert set(batches.values()) <= {"completed", "cancelled"}  # the rest stopped
+    assert len(batches) < 11
 
 
 @pytest.fixture
