@@ -32,6 +32,7 @@ from temporalio.client import Client
 
 from benchmarks import harness, scenarios
 from benchmarks.history import history_cost
+from benchmarks.large import large_runs, large_table
 from benchmarks.scenarios import Scenario
 from benchmarks.validation import validation_seconds
 from interpreter.contract import WORKFLOW_NAME
@@ -54,6 +55,9 @@ class Sizes:
     repetitions: int
     foreach: int
     validate: int
+    large_chain: int
+    large_fanout: int
+    large_foreach: int
 
 
 FULL = Sizes(
@@ -66,6 +70,9 @@ FULL = Sizes(
     repetitions=3,
     foreach=10_000,
     validate=10_000,
+    large_chain=10_000,
+    large_fanout=3_000,
+    large_foreach=10_000,
 )
 QUICK = Sizes(
     chain=50,
@@ -77,6 +84,9 @@ QUICK = Sizes(
     repetitions=1,
     foreach=500,
     validate=1_000,
+    large_chain=1_000,
+    large_fanout=500,
+    large_foreach=500,
 )
 
 
@@ -160,13 +170,16 @@ def _sides(repetition: int) -> Sequence[str]:
     return SIDES if repetition % 2 == 0 else SIDES[::-1]
 
 
-async def _timed(client: Client, scenario: Scenario, reps: int, results: Results) -> None:
+async def _timed(
+    client: Client, scenario: Scenario, reps: int, results: Results, *, sandboxed: bool = True
+) -> None:
     for rep in range(reps):
         for side in _sides(rep):
-            m = await harness.measure_run(client, scenario, side)
+            m = await harness.measure_run(client, scenario, side, sandboxed=sandboxed)
             results.runs.setdefault((scenario.key, side), []).append(m)
             print(
-                f"  {scenario.key:<12} {side:<12} rep {rep + 1}: {m.seconds:7.2f} s, "
+                f"  {scenario.key:<12} {side:<12} rep {rep + 1}"
+                f"{'' if sandboxed else ' (unsandboxed)'}: {m.seconds:7.2f} s, "
                 f"CPU: process {m.worker_cpu:5.2f} s, workflow code {m.workflow_cpu:5.2f} s "
                 f"(sandbox creation {m.instance_cpu * 1000:.0f} ms, {m.activations} activations, "
                 f"longest {m.longest_activation * 1000:.0f} ms), "
@@ -233,6 +246,30 @@ def _table(results: Results, timed: Sequence[Scenario], cpu: Sequence[Scenario])
                 cells.append(f"{interp / hand:.2f}")
         hand, interp = (results.median(s.key, side, "longest_activation") * 1000 for side in SIDES)
         cells.append(f"{hand:.0f} / {interp:.0f}")
+        lines.append(f"| {s.label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _sandbox_table(
+    sandboxed: Results, unsandboxed: Results, timed: Sequence[Scenario]
+) -> list[str]:
+    """The same runs with and without the sandbox (both sides alike)."""
+    lines = [
+        "| scenario | wall ratio sandboxed | wall ratio unsandboxed "
+        "| workflow code ms/step, hand / interp, sandboxed | ratio "
+        "| same, unsandboxed | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in timed:
+        cells = []
+        for results in (sandboxed, unsandboxed):
+            hand, interp = (results.median(s.key, side) for side in SIDES)
+            cells.append(_ratio(hand, interp))
+        for results in (sandboxed, unsandboxed):
+            hand, interp = (
+                results.median(s.key, side, "workflow_cpu") / s.steps * 1000 for side in SIDES
+            )
+            cells += [f"{hand:.2f} / {interp:.2f}", f"{interp / hand:.2f}"]
         lines.append(f"| {s.label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -345,10 +382,16 @@ async def main(argv: Sequence[str] | None = None) -> int:
             await harness.measure_run(client, small[0], side)
         for scenario in [*small, *timed]:
             await _timed(client, scenario, sizes.repetitions, results)
+        print("the same without the sandbox (both sides)", flush=True)
+        unsandboxed = Results()
+        for scenario in timed:
+            await _timed(client, scenario, sizes.repetitions, unsandboxed, sandboxed=False)
         await _starts(client, sample, sizes, results)
         foreach_seconds = await _foreach(client, sizes.foreach)
         print("run history on vs off", flush=True)
         history = await history_cost(client, timed[0], sizes.repetitions)
+        print("large runs (interpreter only)", flush=True)
+        large = await large_runs(client, sizes.large_chain, sizes.large_fanout, sizes.large_foreach)
 
         cpu = [small[0], timed[0], small[1], timed[1], timed[2]]
         table = _table(results, timed, cpu)
@@ -371,6 +414,14 @@ async def main(argv: Sequence[str] | None = None) -> int:
     for line in [*table, *(["", *profiles] if profiles else [])]:
         print(line)
     print()
+    print("Sandboxed and unsandboxed (interp ÷ hand in each mode):")
+    print()
+    for line in _sandbox_table(results, unsandboxed, timed):
+        print(line)
+    print()
+    for line in large_table(large):
+        print(line)
+    print()
     print(
         f"foreach over {sizes.foreach} items (interpreter only, batched through child "
         f"workflows of 200): {foreach_seconds:.1f} s, one run"
@@ -384,7 +435,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"load + validate a generated {sizes.validate}-step definition: "
         + ", ".join(f"{kind} {seconds:.2f} s" for kind, seconds in validation.items())
-        + " (target < 1 s)"
+        + " (target < 0.5 s on a quiet machine)"
+    )
+    tenfold = validation_seconds(sizes.validate * 10, repetitions=1, kinds=("yaml",))
+    print(
+        f"load + validate {sizes.validate * 10} steps: yaml {tenfold['yaml']:.2f} s, "
+        f"{tenfold['yaml'] / validation['yaml']:.1f} times the {sizes.validate}-step time "
+        "(target <= 12 times)"
     )
     print()
     print(

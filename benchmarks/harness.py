@@ -24,7 +24,13 @@ from uuid import uuid4
 import psutil
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails
+from temporalio.worker import (
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowInstance,
+    WorkflowInstanceDetails,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from benchmarks.handwritten import ACTIVITY, HANDWRITTEN_WORKFLOWS
@@ -126,17 +132,40 @@ class TimedRunner(SandboxedWorkflowRunner):
                 self.stats.instance_cpu += cpu
 
 
+class TimedUnsandboxedRunner(UnsandboxedWorkflowRunner):
+    """No sandbox at all (both sides alike), timing instance creation the same way."""
+
+    def __init__(self, stats: WorkflowCpu) -> None:
+        self.stats = stats
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        cpu0 = time.thread_time()
+        try:
+            return super().create_instance(det)
+        finally:
+            cpu = time.thread_time() - cpu0
+            with self.stats.lock:
+                self.stats.instances += 1
+                self.stats.instance_cpu += cpu
+
+
 @contextlib.asynccontextmanager
 async def worker(
-    client: Client, executor: ActivationTimer | None = None, *, deadlock_detection: bool = True
+    client: Client,
+    executor: ActivationTimer | None = None,
+    *,
+    deadlock_detection: bool = True,
+    sandboxed: bool = True,
 ) -> AsyncIterator[tuple[str, WorkflowCpu]]:
     """A running worker on a fresh task queue; yields the queue's name and its stats."""
     task_queue = f"bench-{uuid4()}"
     pool = executor or ActivationTimer(WorkflowCpu())
-    runner = TimedRunner(
+    runner: WorkflowRunner = TimedRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES),
         stats=pool.stats,
     )
+    if not sandboxed:
+        runner = TimedUnsandboxedRunner(pool.stats)
     try:
         async with Worker(
             client,
@@ -191,11 +220,13 @@ class Measurement:
     """CPU seconds of the dev server process over the same span."""
 
 
-async def measure_run(client: Client, scenario: Scenario, side: str) -> Measurement:
+async def measure_run(
+    client: Client, scenario: Scenario, side: str, *, sandboxed: bool = True
+) -> Measurement:
     """Run one workflow to completion on a fresh worker and time it."""
     name, args = scenario.start_args(side)
     servers = server_processes()
-    async with worker(client) as (task_queue, stats):
+    async with worker(client, sandboxed=sandboxed) as (task_queue, stats):
         cpu0, server0, wall0 = time.process_time(), _cpu(servers), time.perf_counter()
         handle = await client.start_workflow(
             name, args=args, id=f"{scenario.key}-{side}-{uuid4()}", task_queue=task_queue
@@ -214,14 +245,14 @@ async def measure_run(client: Client, scenario: Scenario, side: str) -> Measurem
     )
 
 
-async def wait_result(handle: WorkflowHandle[Any, Any]) -> Any:
+async def wait_result(handle: WorkflowHandle[Any, Any], *, timeout: float = RUN_TIMEOUT) -> Any:
     """The run's result; a run that does not finish is terminated, never left behind."""
     try:
-        return await asyncio.wait_for(handle.result(), RUN_TIMEOUT)
+        return await asyncio.wait_for(handle.result(), timeout)
     except TimeoutError:
         await handle.terminate(reason="benchmark run timed out")
         raise RuntimeError(
-            f"workflow {handle.id} did not finish within {RUN_TIMEOUT:g} s; a workflow task "
+            f"workflow {handle.id} did not finish within {timeout:g} s; a workflow task "
             "failing on every attempt is logged above"
         ) from None
 

@@ -160,11 +160,11 @@ def sample() -> Scenario:
     )
 
 
-def foreach(items: int) -> RunInput:
+def foreach(items: int, *, join: Any = "all") -> RunInput:
     """Interpreter only (a hand-written workflow has no foreach): one activity per item.
 
     Past 200 items the interpreter fans the items out through child workflows of 200,
-    so this also measures the batched path.
+    so this also measures the batched path (for a count join too).
     """
     data = {
         "name": f"bench-foreach-{items}",
@@ -173,6 +173,7 @@ def foreach(items: int) -> RunInput:
                 "id": "each",
                 "type": "foreach",
                 "items": "${{ input.items }}",
+                "join": join,
                 "step": {"id": "one", "action": ACTIVITY, "parameters": {"i": "${{ index }}"}},
             }
         ],

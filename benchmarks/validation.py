@@ -1,4 +1,4 @@
-"""Loading and validating a generated 10,000-step definition (issue: under 1 s)."""
+"""Loading and validating a generated 10,000-step definition (issue: under 0.5 s)."""
 
 from __future__ import annotations
 
@@ -43,12 +43,15 @@ def _yaml(data: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def validation_seconds(steps: int, repetitions: int = 3) -> dict[str, float]:
+def validation_seconds(
+    steps: int, repetitions: int = 3, kinds: tuple[str, ...] = ("yaml", "json")
+) -> dict[str, float]:
     """Median seconds of `validate_text` (load + every check) for YAML and JSON text."""
     data = _definition(steps)
-    texts = {"yaml": _yaml(data), "json": json.dumps(data)}
+    texts = {"yaml": lambda: _yaml(data), "json": lambda: json.dumps(data)}
     result = {}
-    for kind, text in texts.items():
+    for kind in kinds:
+        text = texts[kind]()
         times = []
         for _ in range(repetitions):
             began = time.perf_counter()

@@ -14,6 +14,7 @@ code, where iteration order must not depend on hashing.
 from __future__ import annotations
 
 import difflib
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -176,13 +177,11 @@ class _GraphBuilder:
             if isinstance(step, DecisionStep):
                 self.connect_decision(scope, step, self.paths[step_id])
         self.check_parallel_joins(scope)
-        position = {step_id: i for i, step_id in enumerate(scope.steps)}
-        try:
-            scope.order = list(
-                nx.lexicographical_topological_sort(scope.graph, key=position.__getitem__)
-            )
-        except nx.NetworkXUnfeasible:
+        order = _source_ordered_topological_sort(scope)
+        if order is None:
             self.report_cycle(scope)
+        else:
+            scope.order = order
 
     def known_in(self, scope: Scope, step_id: str, target: str, where: JsonPath, verb: str) -> bool:
         """Whether `target` is a step of `scope`; reports why not."""
@@ -274,3 +273,29 @@ def _scope_kind(key: str) -> str:
     if key in (MAIN, ON_FAILURE):
         return "level" if key == MAIN else "on_failure list"
     return "foreach body" if key.endswith("/step") else "branch"
+
+
+def _source_ordered_topological_sort(scope: Scope) -> list[str] | None:
+    """The steps in dependency order, the earliest in the file first among those
+    ready; None for a cycle.
+
+    The same (unique) order as `nx.lexicographical_topological_sort` keyed by source
+    position — the runtime starts steps in it, so recorded histories depend on it —
+    written out because networkx's generic version was a third of validating a
+    10,000-step file.
+    """
+    position = {step_id: index for index, step_id in enumerate(scope.steps)}
+    successors = scope.graph.succ
+    waiting = {step_id: degree for step_id, degree in scope.graph.in_degree()}
+    ready = [position[step_id] for step_id, degree in waiting.items() if degree == 0]
+    heapq.heapify(ready)
+    names = list(scope.steps)
+    order: list[str] = []
+    while ready:
+        step_id = names[heapq.heappop(ready)]
+        order.append(step_id)
+        for dependent in successors[step_id]:
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                heapq.heappush(ready, position[dependent])
+    return order if len(order) == len(waiting) else None

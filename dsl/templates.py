@@ -18,6 +18,7 @@ through ``{"var": "steps.a.output.total"}``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -45,6 +46,8 @@ _CLOSE = "}}"
 _IDENT_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _IDENT_REST = _IDENT_START | frozenset("0123456789-")
 _DIGITS = frozenset("0123456789")
+_DOTTED = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)\s*")
+"""The common shape ``steps.a.output``: split at once; anything else is parsed below."""
 _MAX_KEYS_SHOWN = 20
 
 
@@ -112,6 +115,9 @@ def parse_path(text: str) -> JsonPath:
     Hand-written rather than a regex so that every mistake is reported with what was
     expected and where. Roots are not checked here (see ``check_root``).
     """
+    dotted = _DOTTED.fullmatch(text)
+    if dotted is not None:
+        return tuple(dotted[1].split("."))
     body = text.rstrip()  # positions in ``body`` are positions in ``text``
     pos = len(body) - len(body.lstrip())
     if pos == len(body):
@@ -195,6 +201,11 @@ def _find_close(s: str, start: int) -> int:
 
     Quotes are skipped so that a quoted key may itself contain ``}}``.
     """
+    first = s.find(_CLOSE, start)
+    if first < 0:
+        return -1
+    if '"' not in s[start:first] and "'" not in s[start:first]:
+        return first  # no quote before it: the first ``}}`` closes the template
     quote: str | None = None
     i = start
     while i < len(s):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsl.errors import DefinitionError
 from dsl.graph import MAIN, ON_FAILURE
@@ -86,3 +89,27 @@ def test_nested_steps_cannot_depend_outside_their_branch() -> None:
             "name: g\nsteps:\n  - {id: a, action: echo}\n  - id: p\n    type: parallel\n    branches:\n"
             "      - {name: one, steps: [{id: n, action: echo, dependencies: [a]}]}\n"
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_order_is_networkx_lexicographical_topological_order(data: st.DataObject) -> None:
+    """Recorded histories depend on the order: it must stay exactly networkx's."""
+    size = data.draw(st.integers(1, 40))
+    names = data.draw(st.permutations([f"s{i}" for i in range(size)]))
+    lines = ["name: random", "steps:"]
+    for index, name in enumerate(names):
+        earlier = names[:index]
+        deps = (
+            data.draw(st.lists(st.sampled_from(earlier), unique=True, max_size=4))
+            if earlier
+            else []
+        )
+        lines.append(f"  - {{id: {name}, action: echo, dependencies: [{', '.join(deps)}]}}")
+    # the file lists steps in a random order, not the topological one
+    shuffled = data.draw(st.permutations(lines[2:]))
+    graph = validate_text("\n".join([*lines[:2], *shuffled]) + "\n", file="r.yaml").graph
+    scope = graph.scopes[MAIN]
+    position = {step_id: i for i, step_id in enumerate(scope.steps)}
+    expected = list(nx.lexicographical_topological_sort(scope.graph, key=position.__getitem__))
+    assert scope.order == expected

@@ -188,3 +188,48 @@ def test_read_bounded_never_reads_past_the_cap(tmp_path: Path) -> None:
     exact = tmp_path / "exact.yaml"
     exact.write_bytes(b"a" * 100)
     assert read_bounded(exact, 100) == b"a" * 100
+
+
+# ------------------------------------------------------------------ the JSON fast road
+
+JSON_STEPS = '{\n  "name": "j",\n  "steps": [\n    {"id": "a", "action": "echo"}%s\n  ]\n}\n'
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "column", "message"),
+    [
+        (', {"id": "b", "id": "c", "action": "echo"}', 4, 48, "duplicate key 'id'"),
+        (
+            ', {"id": "b", "action": "echo", "parameters": ' + "[" * 70 + "]" * 70 + "}",
+            4,
+            0,
+            "nesting",
+        ),
+    ],
+    ids=["duplicate-key", "too-deep"],
+)
+def test_json_the_fast_road_refuses_goes_the_normal_way(
+    extra: str, line: int, column: int, message: str
+) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        load_text(JSON_STEPS % extra, file="d.json")
+    (problem,) = caught.value.diagnostics
+    assert message in problem.message
+    assert problem.line == line
+    if column:
+        assert problem.column == column
+
+
+def test_json_positions_are_built_only_when_a_message_needs_one() -> None:
+    document = load_text(JSON_STEPS % ', {"id": "b", "acton": "echo"}', file="p.json")
+    assert document.data["steps"][1]["acton"] == "echo"
+    assert document.source.build is not None  # nothing asked for a position yet
+    assert document.source.key(("steps", 1, "acton")) == Position(4, 48)
+    assert document.source.build is None
+    assert document.source.value(("steps", 0, "action")) == Position(4, 27)
+
+
+def test_json_that_is_not_quite_json_loads_as_yaml_reads_it() -> None:
+    """NaN is no JSON: the fast road declines, and YAML reads a plain string."""
+    document = load_text(JSON_STEPS % ', {"id": "b", "action": "echo", "x": NaN}', file="n.json")
+    assert document.data["steps"][1]["x"] == "NaN"
