@@ -8,7 +8,6 @@ Part of the replay-critical runtime.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -58,9 +57,8 @@ class StepTypes(ChildWorkflows):
     index_offset: int
     batch_tolerant: bool
     signals: dict[str, deque[Any]]
-    signal_waiters: dict[str, deque[asyncio.Future[Any]]]
     _run_scope: Callable[[Scope, Frame], Awaitable[dict[str, Any]]]
-    _run_step: Callable[[Step, Frame, asyncio.Queue[tuple[str, Outcome | None]]], Awaitable[None]]
+    _run_step: Callable[[Step, Frame], Awaitable[Outcome]]
 
     async def _execute(self, step: Step, frame: Frame) -> Any:
         if isinstance(step, TaskStep):
@@ -157,10 +155,7 @@ class StepTypes(ChildWorkflows):
         async def one(index: int, item: Any) -> Any:
             context = dict(frame.context, item=item, index=index)
             inner = Frame(context, f"{frame.suffix}[{index}]")
-            outcome_queue: asyncio.Queue[tuple[str, Outcome | None]] = asyncio.Queue()
-            await self._run_step(body, inner, outcome_queue)
-            _, outcome = outcome_queue.get_nowait()
-            assert outcome is not None
+            outcome = await self._run_step(body, inner)
             if outcome.error is not None:
                 if tolerant:
                     return {"error": outcome.error, "step": (outcome.culprit or body).id}
@@ -195,19 +190,30 @@ class StepTypes(ChildWorkflows):
         return {"waited": seconds}
 
     async def _signal(self, step: SignalStep) -> Any:
-        buffered = self.signals.get(step.signal)
-        if buffered:
-            return buffered.popleft()
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.signal_waiters.setdefault(step.signal, deque()).append(waiter)
-        timeout = step.timeout.total_seconds() if step.timeout is not None else None
-        try:
-            return await asyncio.wait_for(waiter, timeout)
-        except builtins.TimeoutError:
-            raise StepFailed(
-                step,
-                {
-                    "type": "SignalTimeout",
-                    "message": f"no signal {step.signal!r} within {timeout:g}s",
-                },
-            ) from None
+        """The oldest payload of the signal, waiting for one with `workflow.wait_condition`.
+
+        Payloads are buffered by the signal handler (`deliver`), so one that arrived
+        before the step started is taken at once; two steps waiting for the same
+        name take one payload each, in the order they started waiting.
+        """
+        name = step.signal
+        deadline = workflow.now() + step.timeout if step.timeout is not None else None
+        while True:
+            buffered = self.signals.get(name)
+            if buffered:
+                return buffered.popleft()
+            left = None
+            if deadline is not None:
+                left = max(0.0, (deadline - workflow.now()).total_seconds())
+            try:
+                await workflow.wait_condition(lambda: bool(self.signals.get(name)), timeout=left)
+            except builtins.TimeoutError:
+                assert step.timeout is not None
+                seconds = step.timeout.total_seconds()
+                raise StepFailed(
+                    step,
+                    {
+                        "type": "SignalTimeout",
+                        "message": f"no signal {name!r} within {seconds:g}s",
+                    },
+                ) from None

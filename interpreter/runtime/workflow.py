@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         DecisionStep,
         Definition,
         FailStep,
-        JoinCount,
         ParallelStep,
         Step,
         SubworkflowStep,
@@ -74,6 +74,7 @@ from interpreter.runtime.outcomes import (
     temporal_retry,
 )
 from interpreter.runtime.steps import StepTypes
+from interpreter.runtime.work import DagWork, JoinWork, Work
 
 __all__ = ["PASSTHROUGH_MODULES", "DslWorkflow"]
 
@@ -122,7 +123,6 @@ class DslWorkflow(StepTypes):
         self.details_due = False
         self.run_status = "RUNNING"
         self.signals: dict[str, deque[Any]] = {}
-        self.signal_waiters: dict[str, deque[asyncio.Future[Any]]] = {}
         self.wakeups: list[asyncio.Queue[tuple[str, Outcome | None]]] = []
         self.invalid: str | None = None
         self.cancel_requested = False
@@ -453,12 +453,6 @@ class DslWorkflow(StepTypes):
     def deliver(self, name: str, args: Sequence[RawValue]) -> None:
         """Any other signal: a payload for a `signal` step, kept until one asks for it."""
         payload = workflow.payload_converter().from_payload(args[0].payload) if args else None
-        waiters = self.signal_waiters.get(name)
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(payload)
-                return
         self.signals.setdefault(name, deque()).append(payload)
 
     @workflow.query(name=STATUS_QUERY)
@@ -487,52 +481,75 @@ class DslWorkflow(StepTypes):
             {s: scope.dependents(s) for s in scope.order},
             self.graph.decided_by,
         )
-        queue: asyncio.Queue[tuple[str, Outcome | None]] = asyncio.Queue()
-        self.wakeups.append(queue)
-        running: dict[str, asyncio.Task[None]] = {}
         ready = deque(readiness.roots())
         outputs: dict[str, Any] = {}
         if main and self.finished_main:
             ready, outputs = self._resume_main(readiness)
 
-        def finish(step_id: str, outcome: Outcome) -> None:
-            ready.extend(readiness.finish(step_id, outcome.finish, outcome.chosen))
+        def finished(step_id: str, outcome: Outcome) -> None:
             if main:
                 self.finished_main.append([step_id, outcome.finish, list(outcome.chosen)])
                 self.finished_here += 1
 
+        work = DagWork(
+            scope,
+            readiness,
+            ready,
+            outputs,
+            skipped=lambda step, readiness: self._skipped(step, readiness, frame),
+            run=lambda step: self._run_step(step, frame, deferrable=main),
+            finished=finished,
+        )
+        await self._drive(work, held=lambda: self.paused, main=main)
+        return outputs
+
+    async def _drive(
+        self,
+        work: Work,
+        *,
+        limit: int | None = None,
+        held: Callable[[], bool] = lambda: False,
+        main: bool = False,
+    ) -> None:
+        """The one start loop: every DAG scope and every join runs through it.
+
+        Units start while *held* (pause, for DAG steps) allows, below *limit*; each
+        reports its outcome in completion order; on a failure or a cancellation the
+        units still running are cancelled, and once a join is met, the rest. The
+        *main* DAG may instead drain and raise `ContinueAsNew`.
+        """
+        queue: asyncio.Queue[tuple[str, Outcome | None]] = asyncio.Queue()
+        self.wakeups.append(queue)
+        running: dict[str, asyncio.Task[None]] = {}
+
+        async def report(key: str, run: Callable[[], Awaitable[Outcome]]) -> None:
+            queue.put_nowait((key, await run()))
+
         try:
-            while True:
+            while not work.met():
                 if main and not self.draining and self._continue_due():
                     self.draining = True
                     self.gate.defer()  # top-level steps still waiting for a slot
-                while ready and not self.paused and not (main and self.draining):
-                    step = scope.steps[ready.popleft()]
-                    if self._skipped(step, readiness, frame):
-                        finish(step.id, Outcome("skipped"))
-                    else:
-                        running[step.id] = asyncio.create_task(
-                            self._run_step(step, frame, queue, deferrable=main)
-                        )
+                while not held() and not (main and self.draining):
+                    if limit is not None and len(running) >= limit:
+                        break
+                    unit = work.take()
+                    if unit is None:
+                        break
+                    key, run = unit
+                    running[key] = asyncio.create_task(report(key, run))
                 if not running:
-                    if not ready:
-                        return outputs
+                    if work.empty():
+                        return
                     if main and self.draining:
                         # Signal handlers (a `cancel` asking Temporal) finish first.
                         await workflow.wait_condition(workflow.all_handlers_finished)
                         raise ContinueAsNew
-                step_id, outcome = await queue.get()
+                key, outcome = await queue.get()
                 if outcome is None:
                     continue  # resumed
-                running.pop(step_id)
-                if outcome.deferred:
-                    ready.append(step_id)  # never started: the continuation starts it
-                    continue
-                if outcome.error is not None and not scope.steps[step_id].continue_on_error:
-                    raise StepFailed(outcome.culprit or scope.steps[step_id], outcome.error)
-                if outcome.finish == "completed":
-                    outputs[step_id] = outcome.output
-                finish(step_id, outcome)
+                running.pop(key)
+                work.settle(key, outcome)
         except GeneratorExit:
             raise  # evicted from the worker's cache: nothing may be awaited any more
         except BaseException:
@@ -540,6 +557,7 @@ class DslWorkflow(StepTypes):
             raise
         finally:
             self.wakeups.remove(queue)
+        await cancel_all(running)  # the join is met: the rest are not needed
 
     def _skipped(self, step: Step, readiness: Readiness, frame: Frame) -> bool:
         """Dead path or a false `when`: record the skip and say so."""
@@ -553,15 +571,8 @@ class DslWorkflow(StepTypes):
             self._record(step, frame, "skipped")
         return skip
 
-    async def _run_step(
-        self,
-        step: Step,
-        frame: Frame,
-        queue: asyncio.Queue[tuple[str, Outcome | None]],
-        *,
-        deferrable: bool = False,
-    ) -> None:
-        """Run one step and report how it ended into its scope's queue.
+    async def _run_step(self, step: Step, frame: Frame, *, deferrable: bool = False) -> Outcome:
+        """Run one step; how it ended (a cancellation propagates).
 
         An activity or child workflow waits for a slot of the run's start gate first,
         and shows `pending` until it has one; a *deferrable* (top-level) one may be
@@ -575,8 +586,7 @@ class DslWorkflow(StepTypes):
                     evaluate_condition(step.when, frame.context, self.definition.rules)
                 output = await self._execute(step, frame)
         except Deferred:
-            queue.put_nowait((step.id, Outcome("skipped", deferred=True)))
-            return
+            return Outcome("skipped", deferred=True)
         except asyncio.CancelledError:
             self._record(step, frame, "cancelled")
             raise
@@ -594,10 +604,9 @@ class DslWorkflow(StepTypes):
             if isinstance(step, TaskStep) and step.compensate is not None:
                 self.compensations.append((step, frame, output))
             chosen = tuple(output["chosen"]) if isinstance(step, DecisionStep) else ()
-            queue.put_nowait((step.id, Outcome("completed", output, chosen=chosen)))
-            return
+            return Outcome("completed", output, chosen=chosen)
         self._record(step, frame, "failed", error=error)
-        queue.put_nowait((step.id, Outcome("failed", error=error, culprit=culprit)))
+        return Outcome("failed", error=error, culprit=culprit)
 
     def _describe(self, step: Step, frame: Frame, exc: FailureError) -> dict[str, Any]:
         """The step's error from an activity or child failure."""
@@ -647,68 +656,32 @@ class DslWorkflow(StepTypes):
 
     async def _join(
         self,
-        runs: dict[str, Any],
+        runs: dict[str, Callable[[], Awaitable[Any]]],
         join: Any,
         limit: int | None,
         *,
         total: int | None = None,
         tally: Tally | None = None,
     ) -> dict[str, Any]:
-        """Run named coroutines concurrently until the join is met; cancel the rest.
+        """Run named coroutines concurrently until the join is met (`JoinWork`); the
+        results in the order the runs were given. A run fails by raising StepFailed."""
 
-        Each run counts as one success, or one failure if it raises StepFailed. With
-        *tally* (foreach batches), a run's value says how many of the *total* items it
-        stood for succeeded and failed; a run that raises then fails the join at once.
-        """
-        total = len(runs) if total is None else total
-        needed = total if join == "all" else 1 if join == "any" else join.count
-        if isinstance(join, JoinCount):
-            needed = min(join.count, total)
-        results: dict[str, Any] = {}
-        done: asyncio.Queue[tuple[str, Any, StepFailed | None]] = asyncio.Queue()
-        pending = deque(runs)
-        running: dict[str, asyncio.Task[None]] = {}
-        failures: list[StepFailed] = []
-        succeeded = failed = 0
-
-        async def track(name: str) -> None:
+        async def track(name: str) -> Outcome:
             if self.gated:
                 await self.gate.unpaused()  # pause holds branches, foreach items, batches
             try:
-                done.put_nowait((name, await runs[name](), None))
+                return Outcome("completed", await runs[name]())
             except StepFailed as failure:
-                done.put_nowait((name, None, failure))
+                return Outcome("failed", error=failure.error, culprit=failure.step)
 
-        try:
-            while succeeded < needed:
-                while pending and (limit is None or len(running) < limit):
-                    name = pending.popleft()
-                    running[name] = asyncio.create_task(track(name))
-                if not running:
-                    break
-                name, value, failure = await done.get()
-                running.pop(name)
-                if failure is None:
-                    results[name] = value
-                    if tally is None:
-                        succeeded += 1
-                        continue
-                    gained, lost, failure = tally(value)
-                    succeeded, failed = succeeded + gained, failed + lost
-                    if failure is None:
-                        continue
-                elif tally is not None:
-                    raise failure  # a batch itself failed, not one of its items
-                else:
-                    failed += 1
-                failures.append(failure)
-                if total - failed < needed:
-                    raise failures[0]
-        except GeneratorExit:
-            raise  # evicted from the worker's cache: nothing may be awaited any more
-        except BaseException:
-            await cancel_all(running)
-            raise
-        await cancel_all(running)  # the join is met: the rest are not needed
-        order = list(runs)
-        return dict(sorted(results.items(), key=lambda kv: order.index(kv[0])))
+        tracked: dict[str, Callable[[], Awaitable[Outcome]]] = {
+            name: functools.partial(track, name) for name in runs
+        }
+        work = JoinWork(
+            tracked,
+            join,
+            total=total,
+            tally=tally,
+        )
+        await self._drive(work, limit=limit)
+        return work.ordered()
