@@ -7,7 +7,7 @@ of the wire contract (old histories must still replay).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from temporalio.common import SearchAttributeKey
@@ -93,3 +93,13 @@ class RunInput:
     carried: dict[str, Any] | None = None
     """Internal, for a run that continued as new: the state of the logical run so far
     (`interpreter.runtime.continuation.Carried`, as JSON)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as a shallow dict, what workflow code passes to Temporal.
+
+        Given the dataclass itself, the data converter goes through
+        `dataclasses.asdict`, which deep-copies every value: for a large definition or
+        a long run's carried state that took the sandbox past the SDK's 2 s deadlock
+        limit. The JSON is the same.
+        """
+        return {item.name: getattr(self, item.name) for item in fields(self)}

@@ -28,8 +28,9 @@ DEFINITION_KEYS = ("name", "version", "sha256", "registered_at")
 """The keys of each object of `tdsl definitions --json`."""
 RUN_KEYS = ("workflow_id", "run_id", "definition", "version", "status", "started_at", "ended_at")
 """The keys of each object of `tdsl runs --json`."""
-RUN_SHOW_KEYS = (*RUN_KEYS, "input", "output", "error", "steps")
-"""The keys of `tdsl runs show ID --json`."""
+RUN_SHOW_KEYS = (*RUN_KEYS, "input", "output", "error", "continued", "steps")
+"""The keys of `tdsl runs show ID --json`; `continued`: how many times the run
+continued as new (its `run_id` is then the first run's)."""
 STEP_KEYS = ("step_id", "status", "attempts", "started_at", "ended_at", "output", "error")
 """The keys of each object of its `steps`."""
 
@@ -300,6 +301,8 @@ def _print_run(run: dict[str, Any]) -> None:
     summary.add_column()
     summary.add_row("workflow id", Text(run["workflow_id"]))
     summary.add_row("run id", Text(run["run_id"]))
+    if run.get("continued"):
+        summary.add_row("continued", Text(f"as new {run['continued']} time(s), one logical run"))
     summary.add_row("definition", Text(f"{run['definition']} {run['version']}"))
     summary.add_row("status", Text(run["status"], style=_RUN_STYLES.get(run["status"], "")))
     summary.add_row("started", _when(run["started_at"]))

@@ -143,7 +143,7 @@ class ChildWorkflows:
                     subworkflows=self.subworkflows,
                     latest=self.latest,
                     batch={**seed, "index_offset": start},
-                ),
+                ).to_json(),
                 id=f"{info.workflow_id}/{key.replace('#', '/')}",
                 task_queue=info.task_queue,
                 search_attributes=self._child_attributes(
@@ -197,7 +197,7 @@ class ChildWorkflows:
         attributes = self._child_attributes(name, child_version)
         handle = await workflow.start_child_workflow(
             WORKFLOW_NAME,
-            child_input,
+            child_input.to_json(),
             id=f"{info.workflow_id}/{step.id}{frame.suffix}",
             task_queue=step.task_queue or info.task_queue,
             run_timeout=step.timeout,

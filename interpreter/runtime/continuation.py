@@ -9,7 +9,9 @@ them. Then the run continues as new with the same input plus a `Carried` state, 
 the continuation goes on where it stopped, as one logical run: same workflow id, the
 first run's `run.run_id` and `run.start_time`, the same deadline, every step's status.
 
-What is carried is exactly what the rest of the run can observe: the outputs and
+The continuation's `RunInput.input` is the input as the first run prepared it
+(defaults filled in, checked), so it is not prepared again. What is carried is
+exactly what the rest of the run can observe: the outputs and
 statuses of finished steps (templates, conditions, the output), `vars`, signals that
 arrived but no step took yet, the compensations still owed, the status rows, pause,
 and how the top-level steps finished (so readiness is rebuilt, not re-run). A step
@@ -22,7 +24,7 @@ Part of the replay-critical runtime: pure data and pure functions.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["DEFAULT_HISTORY_LIMIT", "Carried", "ContinueAsNew"]
@@ -49,8 +51,6 @@ class Carried:
     """The first run's start (ISO), `run.start_time`."""
     deadline: str | None
     """The run timeout's moment (ISO), counted from the first start."""
-    input: Any
-    """The run input as prepared (defaults filled in, checked): not prepared again."""
     steps: dict[str, Any]
     """`steps` of the template context: status, output and error of finished steps."""
     vars: dict[str, Any]
@@ -65,7 +65,9 @@ class Carried:
     paused: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """A shallow dict: `dataclasses.asdict` deep-copies every value, which for a
+        long run's state took the sandbox past the SDK's 2 s deadlock limit."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Carried:

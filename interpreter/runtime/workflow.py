@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import dataclasses
 import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -107,6 +108,13 @@ START_GATE = "start-gate"
 SUBWORKFLOW_RUN_TIMEOUT = "subworkflow-run-timeout"
 """Runs started before a subworkflow step's timeout failed it with `RunTimeout` (and a
 message naming the child and the limit) replay with the old `Timeout` error."""
+STARTS_PER_ACTIVATION = 500
+"""Units one workflow activation starts at most: thousands of `set` steps in one
+activation took it past the SDK's 2 s deadlock limit (a failed task, retried for
+ever). After that many the start loop waits 1 ms on a timer, which ends the activation."""
+BREATHER = "start-breather"
+"""Runs started before the start loop waited after `STARTS_PER_ACTIVATION` replay
+without the wait (none had that many starts in one activation and recorded it)."""
 CONTINUE_AS_NEW = "continue-as-new"
 """Runs started before automatic continue-as-new (`interpreter.runtime.continuation`)
 replay without it: they never drain."""
@@ -137,6 +145,8 @@ class DslWorkflow(StepTypes):
         """Top-level steps finished in this run (not carried): a run that continues
         as new first finishes at least one, so a chain of continuations always advances."""
         self.finished_main: list[list[Any]] = []
+        self.activation_length = -1
+        self.activation_starts = 0
         self.carried = Carried.from_json(run.carried) if run.carried is not None else None
         try:
             self.definition = Definition.model_validate(run.definition)
@@ -182,7 +192,6 @@ class DslWorkflow(StepTypes):
 
     def _take_over(self, carried: Carried) -> None:
         """Go on from where the run this one continues stopped (see `continuation`)."""
-        self.context["input"] = carried.input
         self.context["steps"].update(carried.steps)
         self.context["vars"].update(carried.vars)
         self.context["run"].update(run_id=carried.run_id, start_time=carried.start_time)
@@ -305,7 +314,7 @@ class DslWorkflow(StepTypes):
         limit = self.definition.history_limit or DEFAULT_HISTORY_LIMIT
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
 
-    def _continuation(self, run: RunInput) -> RunInput:
+    def _continuation(self, run: RunInput) -> dict[str, Any]:
         """This run's input plus all the logical run needs to go on (`Carried`)."""
         owed = []
         for step, frame, output in self.compensations:
@@ -318,7 +327,6 @@ class DslWorkflow(StepTypes):
             run_id=self.context["run"]["run_id"],
             start_time=self.context["run"]["start_time"],
             deadline=self.deadline.isoformat() if self.deadline else None,
-            input=self.context["input"],
             steps=self.context["steps"],
             vars=self.context["vars"],
             finished=self.finished_main,
@@ -327,15 +335,9 @@ class DslWorkflow(StepTypes):
             progress=self.progress.export(),
             paused=self.paused,
         )
-        return RunInput(
-            definition=run.definition,
-            input=run.input,
-            subworkflows=run.subworkflows,
-            latest=run.latest,
-            definition_hash=run.definition_hash,
-            batch=run.batch,
-            carried=carried.to_json(),
-        )
+        # The input as prepared: the continuation does not prepare it again.
+        continued = dataclasses.replace(run, input=self.context["input"], carried=carried.to_json())
+        return continued.to_json()
 
     def _resume_main(self, readiness: Readiness) -> tuple[deque[str], dict[str, Any]]:
         """Readiness and outputs of the top-level DAG as the continued run left them.
@@ -533,9 +535,13 @@ class DslWorkflow(StepTypes):
                 while not held() and not (main and self.draining):
                     if limit is not None and len(running) >= limit:
                         break
+                    if self._activation_full():
+                        await self._breathe()
+                        continue
                     unit = work.take()
                     if unit is None:
                         break
+                    self.activation_starts += 1
                     key, run = unit
                     running[key] = asyncio.create_task(report(key, run))
                 if not running:
@@ -558,6 +564,20 @@ class DslWorkflow(StepTypes):
         finally:
             self.wakeups.remove(queue)
         await cancel_all(running)  # the join is met: the rest are not needed
+
+    def _activation_full(self) -> bool:
+        """Whether this activation started `STARTS_PER_ACTIVATION` units already (the
+        history length, fixed within an activation, tells activations apart)."""
+        length = workflow.info().get_current_history_length()
+        if length != self.activation_length:
+            self.activation_length, self.activation_starts = length, 0
+        return self.activation_starts >= STARTS_PER_ACTIVATION and workflow.patched(BREATHER)
+
+    async def _breathe(self) -> None:
+        """End this activation: the steps started so far run, and the next start
+        happens in a fresh one."""
+        await workflow.sleep(timedelta(milliseconds=1), summary="more steps to start")
+        self.activation_length = -1
 
     def _skipped(self, step: Step, readiness: Readiness, frame: Frame) -> bool:
         """Dead path or a false `when`: record the skip and say so."""

@@ -297,6 +297,7 @@ async def test_runs_show(migrated: str, capsys: pytest.CaptureFixture[str]) -> N
         "input",
         "output",
         "error",
+        "continued",
         "steps",
     ]
     assert (shown["status"], shown["input"], shown["output"]) == ("FAILED", {"n": 1}, None)

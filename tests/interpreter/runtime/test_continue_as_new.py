@@ -126,3 +126,19 @@ async def test_the_run_timeout_counts_from_the_first_start(client: Client, worke
     assert len(await runs_of(client, handle)) >= 2
     done = [s for s, status in (await statuses(handle)).items() if status == "completed"]
     assert 3 <= len(done) < 12, done
+
+
+async def test_a_large_definition_continues_without_stalling_the_workflow_task(
+    client: Client, worker: str
+) -> None:
+    """The continuation's input went through `dataclasses.asdict` in the sandbox, which
+    deep-copies it: with a large definition and state, the workflow task passed the
+    SDK's 2 s deadlock limit at every attempt, and the run never went on."""
+    roots = "".join(f"  - {{id: v{i}, type: set, values: {{v{i}: {i}}}}}\n" for i in range(3000))
+    text = chain(6, limit=10).replace("steps:\n", "steps:\n" + roots, 1)
+    handle = await start(client, worker, text)
+    async with asyncio.timeout(90):
+        result = await handle.result()
+    assert result["s6"] == {"n": 6}
+    assert result["v2999"] == {"v2999": 2999}
+    assert len(await runs_of(client, handle)) >= 2
