@@ -5,10 +5,16 @@ A hand-written workflow cannot do these without the same machinery (a 3,000-wide
 these rows have no ratio. What they show is that each run ends, how long it took,
 and the largest history among all the runs it took — continuations and foreach
 batches included — which must stay below 10,240 events.
+
+They run as production does for such runs, with the claim-check payload store (a
+`FileStore` in a temporary directory): a 10,000-step definition alone is 1.5 MB,
+and a continuation carries it with the state of every finished step, past
+Temporal's 2 MB payload limit without a store.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +25,8 @@ from temporalio.client import Client
 
 from benchmarks import harness, scenarios
 from interpreter.contract import WORKFLOW_NAME, RunInput
+from interpreter.payloads.stores import FileStore
+from interpreter.payloads.wiring import with_payload_codec
 
 __all__ = ["EVENT_LIMIT", "LargeRun", "large_runs"]
 
@@ -105,6 +113,12 @@ def _foreach_outputs(expected: int) -> Any:
 async def large_runs(client: Client, chain: int, fanout: int, foreach: int) -> list[LargeRun]:
     """A chain that must continue as new, a fan-out wider than Temporal's pending
     limit, and a foreach with a count join over as many items."""
+    with tempfile.TemporaryDirectory(prefix="tdsl-bench-payloads-") as directory:
+        stored = with_payload_codec(client, FileStore(directory, create=True), worker=True)
+        return await _large_runs(stored, chain, fanout, foreach)
+
+
+async def _large_runs(client: Client, chain: int, fanout: int, foreach: int) -> list[LargeRun]:
     return [
         await _measure(
             client,

@@ -108,13 +108,6 @@ START_GATE = "start-gate"
 SUBWORKFLOW_RUN_TIMEOUT = "subworkflow-run-timeout"
 """Runs started before a subworkflow step's timeout failed it with `RunTimeout` (and a
 message naming the child and the limit) replay with the old `Timeout` error."""
-STARTS_PER_ACTIVATION = 500
-"""Units one workflow activation starts at most: thousands of `set` steps in one
-activation took it past the SDK's 2 s deadlock limit (a failed task, retried for
-ever). After that many the start loop waits 1 ms on a timer, which ends the activation."""
-BREATHER = "start-breather"
-"""Runs started before the start loop waited after `STARTS_PER_ACTIVATION` replay
-without the wait (none had that many starts in one activation and recorded it)."""
 CONTINUE_AS_NEW = "continue-as-new"
 """Runs started before automatic continue-as-new (`interpreter.runtime.continuation`)
 replay without it: they never drain."""
@@ -145,8 +138,6 @@ class DslWorkflow(StepTypes):
         """Top-level steps finished in this run (not carried): a run that continues
         as new first finishes at least one, so a chain of continuations always advances."""
         self.finished_main: list[list[Any]] = []
-        self.activation_length = -1
-        self.activation_starts = 0
         self.carried = Carried.from_json(run.carried) if run.carried is not None else None
         try:
             self.definition = Definition.model_validate(run.definition)
@@ -535,13 +526,9 @@ class DslWorkflow(StepTypes):
                 while not held() and not (main and self.draining):
                     if limit is not None and len(running) >= limit:
                         break
-                    if self._activation_full():
-                        await self._breathe()
-                        continue
                     unit = work.take()
                     if unit is None:
                         break
-                    self.activation_starts += 1
                     key, run = unit
                     running[key] = asyncio.create_task(report(key, run))
                 if not running:
@@ -564,20 +551,6 @@ class DslWorkflow(StepTypes):
         finally:
             self.wakeups.remove(queue)
         await cancel_all(running)  # the join is met: the rest are not needed
-
-    def _activation_full(self) -> bool:
-        """Whether this activation started `STARTS_PER_ACTIVATION` units already (the
-        history length, fixed within an activation, tells activations apart)."""
-        length = workflow.info().get_current_history_length()
-        if length != self.activation_length:
-            self.activation_length, self.activation_starts = length, 0
-        return self.activation_starts >= STARTS_PER_ACTIVATION and workflow.patched(BREATHER)
-
-    async def _breathe(self) -> None:
-        """End this activation: the steps started so far run, and the next start
-        happens in a fresh one."""
-        await workflow.sleep(timedelta(milliseconds=1), summary="more steps to start")
-        self.activation_length = -1
 
     def _skipped(self, step: Step, readiness: Readiness, frame: Frame) -> bool:
         """Dead path or a false `when`: record the skip and say so."""
