@@ -115,6 +115,18 @@ class ActivationTimer(ThreadPoolExecutor):
         return super().submit(timed)
 
 
+def _timed_creation(stats: WorkflowCpu, create: Callable[[], WorkflowInstance]) -> WorkflowInstance:
+    """Create a workflow instance, adding its thread CPU to *stats*."""
+    cpu0 = time.thread_time()
+    try:
+        return create()
+    finally:
+        cpu = time.thread_time() - cpu0
+        with stats.lock:
+            stats.instances += 1
+            stats.instance_cpu += cpu
+
+
 @dataclass(frozen=True)
 class TimedRunner(SandboxedWorkflowRunner):
     """The sandbox runner, unchanged, timing instance creation."""
@@ -122,14 +134,7 @@ class TimedRunner(SandboxedWorkflowRunner):
     stats: WorkflowCpu = field(default_factory=WorkflowCpu, compare=False)
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        cpu0 = time.thread_time()
-        try:
-            return super().create_instance(det)
-        finally:
-            cpu = time.thread_time() - cpu0
-            with self.stats.lock:
-                self.stats.instances += 1
-                self.stats.instance_cpu += cpu
+        return _timed_creation(self.stats, lambda: super(TimedRunner, self).create_instance(det))
 
 
 class TimedUnsandboxedRunner(UnsandboxedWorkflowRunner):
@@ -139,14 +144,9 @@ class TimedUnsandboxedRunner(UnsandboxedWorkflowRunner):
         self.stats = stats
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        cpu0 = time.thread_time()
-        try:
-            return super().create_instance(det)
-        finally:
-            cpu = time.thread_time() - cpu0
-            with self.stats.lock:
-                self.stats.instances += 1
-                self.stats.instance_cpu += cpu
+        return _timed_creation(
+            self.stats, lambda: super(TimedUnsandboxedRunner, self).create_instance(det)
+        )
 
 
 @contextlib.asynccontextmanager

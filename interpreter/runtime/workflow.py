@@ -134,10 +134,11 @@ class DslWorkflow(StepTypes):
         self.batch_tolerant = False
         self.may_continue = False
         self.draining = False
-        self.finished_here = 0
-        """Top-level steps finished in this run (not carried): a run that continues
-        as new first finishes at least one, so a chain of continuations always advances."""
         self.finished_main: list[list[Any]] = []
+        """``[step_id, how, chosen]`` of every finished top-level step, carried ones first."""
+        self.finished_before = 0
+        """How many of them earlier runs finished: a run that continues as new first
+        finishes at least one of its own, so a chain of continuations always advances."""
         self.carried = Carried.from_json(run.carried) if run.carried is not None else None
         try:
             self.definition = Definition.model_validate(run.definition)
@@ -198,6 +199,7 @@ class DslWorkflow(StepTypes):
         self.progress.restore(carried.progress)
         self.progress.continued = carried.continued
         self.finished_main = list(carried.finished)
+        self.finished_before = len(carried.finished)
         if carried.paused:
             self.gate.pause()
 
@@ -299,7 +301,7 @@ class DslWorkflow(StepTypes):
 
     def _continue_due(self) -> bool:
         """Whether the top-level DAG should drain so that the run continues as new."""
-        if not self.may_continue or self.finished_here == 0:
+        if not self.may_continue or len(self.finished_main) == self.finished_before:
             return False
         info = workflow.info()
         limit = self.definition.history_limit or DEFAULT_HISTORY_LIMIT
@@ -482,7 +484,6 @@ class DslWorkflow(StepTypes):
         def finished(step_id: str, outcome: Outcome) -> None:
             if main:
                 self.finished_main.append([step_id, outcome.finish, list(outcome.chosen)])
-                self.finished_here += 1
 
         work = DagWork(
             scope,
