@@ -2,24 +2,26 @@
 
 The codec cannot fail a step by itself where raising would hang the run, so it leaves
 a "too large" marker (see `codec`). This interceptor turns the marker into a failure
-where one is harmless: an activity handed a marker, or a workflow whose output is too
-large, fails with a non-retryable `PayloadTooLarge` (`ApplicationError`), and so its
-step fails at once. It sits above the codec because it needs the codec's settings
+where one is harmless: an activity handed a marker, a workflow whose output is too
+large, or one whose continue-as-new would carry too much, fails with a non-retryable
+`PayloadTooLarge` (`ApplicationError`), and so its step (or run) fails at once. It sits above the codec because it needs the codec's settings
 (limit, store, cap) and its `OversizedValue`.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from temporalio import workflow
 from temporalio.worker import (
     ActivityInboundInterceptor,
+    ContinueAsNewInput,
     ExecuteActivityInput,
     ExecuteWorkflowInput,
     Interceptor,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
 )
 
 from interpreter.payloads.codec import (
@@ -43,6 +45,35 @@ class _MarkerCheck(ActivityInboundInterceptor):
         return await self.next.execute_activity(input)
 
 
+def _largest(values: Any) -> int:
+    return max((p.ByteSize() for p in workflow.payload_converter().to_payloads(values)), default=0)
+
+
+class _ContinuationCheck(WorkflowOutboundInterceptor):
+    """Refuses a continue-as-new whose input could be sent neither inline nor offloaded.
+
+    Otherwise the continued run would start with a "too large" marker as its input,
+    and decoding it fails that run's first workflow task again and again (a marker
+    fails its reader, and the reader here is the SDK). Raised inside the workflow,
+    the `PayloadTooLarge` lets the interpreter fail the run as it fails any other:
+    compensation and on_failure run (`DslWorkflow.run`).
+    """
+
+    def __init__(self, next: WorkflowOutboundInterceptor, check: type[_OutputCheck]) -> None:
+        super().__init__(next)
+        self.check = check
+
+    def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
+        size = _largest(input.args)
+        if size > self.check.allowed():
+            what = (
+                f"the state workflow {workflow.info().workflow_id!r} carries into its continued run"
+            )
+            message = _too_large_message(what, size, self.check.store, self.check.max_offload)
+            raise _too_large_error(message, size, self.check.limit)
+        self.next.continue_as_new(input)
+
+
 class _OutputCheck(WorkflowInboundInterceptor):
     """Fails a workflow whose output could be sent neither inline nor offloaded.
 
@@ -57,12 +88,18 @@ class _OutputCheck(WorkflowInboundInterceptor):
     store: ClassVar[PayloadStore | None] = None
     max_offload: ClassVar[int] = MAX_OFFLOAD
 
+    @classmethod
+    def allowed(cls) -> int:
+        """The largest payload this worker can send: inline, or through its store."""
+        return cls.limit if cls.store is None else cls.max_offload
+
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_ContinuationCheck(outbound, type(self)))
+
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
         result = await self.next.execute_workflow(input)
-        limit = self.limit if self.store is None else self.max_offload
-        sizes = [p.ByteSize() for p in workflow.payload_converter().to_payloads([result])]
-        size = max(sizes, default=0)
-        if size > limit:
+        size = _largest([result])
+        if size > self.allowed():
             what = f"the output of workflow {workflow.info().workflow_id!r}"
             message = _too_large_message(what, size, self.store, self.max_offload)
             raise _too_large_error(message, size, self.limit)
@@ -70,8 +107,9 @@ class _OutputCheck(WorkflowInboundInterceptor):
 
 
 class PayloadLimitInterceptor(Interceptor):
-    """Registered by the worker: fails an activity handed a marker, and a workflow
-    whose output is too large, each with a non-retryable `PayloadTooLarge`."""
+    """Registered by the worker: fails an activity handed a marker, a workflow whose
+    output is too large and a continue-as-new that would carry too much, each with a
+    non-retryable `PayloadTooLarge`."""
 
     def __init__(self, codec: ClaimCheckCodec) -> None:
         self.codec = codec

@@ -1,34 +1,48 @@
-"""Cancelling the asyncio tasks that run steps, and cleaning up after a cancellation.
+"""Cancelling the asyncio tasks that run steps, and telling our cancellations apart.
 
-Part of the replay-critical runtime. These use asyncio's own task API.
+Part of the replay-critical runtime. An activity or child workflow whose step this
+run cancelled comes back as an `ActivityError` / `ChildWorkflowError` caused by a
+cancellation (`temporalio.exceptions.is_cancelled_exception`); one cancelled from
+outside (say `temporal workflow cancel` on a child) looks exactly the same, but it
+fails its step. `Stops` remembers the step tasks this run asked to stop, which
+tells the two apart without reading asyncio's cancel counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 
-__all__ = ["being_cancelled", "cancel_all", "uncancel"]
+from temporalio.exceptions import is_cancelled_exception
+
+__all__ = ["Stops", "uncancel"]
 
 
-async def cancel_all(tasks: dict[str, asyncio.Task[None]]) -> None:
-    """Cancel still-running steps and let them record their cancellation."""
-    for task in tasks.values():
-        task.cancel()
-    for task in tasks.values():
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+class Stops:
+    """The step tasks this run cancelled (membership only: no order is ever read)."""
+
+    def __init__(self) -> None:
+        self._tasks: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
+
+    async def cancel_all(self, tasks: dict[str, asyncio.Task[None]]) -> None:
+        """Cancel still-running steps and let them record their cancellation."""
+        for task in tasks.values():
+            self._tasks.add(task)
+            task.cancel()
+        for task in tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def ours(self, exc: BaseException) -> bool:
+        """Whether *exc* is the cancellation of a step this run itself cancelled."""
+        return is_cancelled_exception(exc) and asyncio.current_task() in self._tasks
 
 
 def uncancel() -> None:
-    """Forget a delivered cancellation so cleanup can await; the caller re-raises it."""
+    """Forget a delivered run cancellation so compensation can await; the caller
+    re-raises it, so the run still ends CANCELED."""
     task = asyncio.current_task()
     if task is not None:
         while task.cancelling():
             task.uncancel()
-
-
-def being_cancelled() -> bool:
-    """Whether the current task was asked to stop (then an activity's cancellation is ours)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

@@ -28,7 +28,7 @@ from interpreter.contract import (
     RunInput,
     StepStatus,
 )
-from interpreter.runtime.cancellation import being_cancelled
+from interpreter.runtime.cancellation import Stops
 from interpreter.runtime.outcomes import Frame, StepFailed, describe_failure
 from interpreter.runtime.progress import Progress
 
@@ -49,6 +49,7 @@ class ChildWorkflows:
     index_offset: int
     progress: Progress
     graph: WorkflowGraph
+    stops: Stops
     _join: Callable[..., Awaitable[dict[str, Any]]]
     _show: Callable[[], None]
 
@@ -155,7 +156,7 @@ class ChildWorkflows:
             error = describe_failure(exc)
             # A batch cancelled with its run comes back as a child failure: say cancelled.
             # (Only the status changes; the run goes on exactly as before.)
-            ended: StepStatus = "cancelled" if being_cancelled() else "failed"
+            ended: StepStatus = "cancelled" if self.stops.ours(exc) else "failed"
             self.progress.update(
                 key, ended, workflow.now(), error=None if ended == "cancelled" else error
             )

@@ -21,7 +21,7 @@ import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RawValue
@@ -61,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from interpreter.runtime.progress import Progress
     from interpreter.runtime.scheduler import Readiness
 
-from interpreter.runtime.cancellation import being_cancelled, cancel_all, uncancel
+from interpreter.runtime.cancellation import Stops, uncancel
 from interpreter.runtime.continuation import DEFAULT_HISTORY_LIMIT, Carried, ContinueAsNew
 from interpreter.runtime.gate import Deferred, StartGate
 from interpreter.runtime.outcomes import (
@@ -120,6 +120,7 @@ class DslWorkflow(StepTypes):
     @workflow.init
     def __init__(self, run: RunInput) -> None:
         self.gate = StartGate()
+        self.stops = Stops()
         self.gated = False
         self.details_due = False
         self.run_status = "RUNNING"
@@ -249,9 +250,7 @@ class DslWorkflow(StepTypes):
             outputs = await self._run_main()
             result = self._output(outputs)
         except ContinueAsNew:
-            self.run_status = "CONTINUED_AS_NEW"
-            self._write_details()
-            workflow.continue_as_new(self._continuation(run))
+            await self._continue_as_new(run)
         except RunTimedOut as timed_out:
             await self._undo(timed_out.error)
             self._finish_run("FAILED")
@@ -306,6 +305,19 @@ class DslWorkflow(StepTypes):
         info = workflow.info()
         limit = self.definition.history_limit or DEFAULT_HISTORY_LIMIT
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+
+    async def _continue_as_new(self, run: RunInput) -> NoReturn:
+        """Continue as new, or fail the run (compensated) when the worker refuses to
+        send the continuation: too large for Temporal and for its payload store
+        (`PayloadTooLarge` from `interpreter.payloads.PayloadLimitInterceptor`)."""
+        self.run_status = "CONTINUED_AS_NEW"
+        self._write_details()
+        try:
+            workflow.continue_as_new(self._continuation(run))
+        except ApplicationError as refused:
+            await self._undo({"step": None, "type": refused.type, "message": refused.message})
+            self._finish_run("FAILED")
+            raise
 
     def _continuation(self, run: RunInput) -> dict[str, Any]:
         """This run's input plus all the logical run needs to go on (`Carried`)."""
@@ -547,11 +559,11 @@ class DslWorkflow(StepTypes):
         except GeneratorExit:
             raise  # evicted from the worker's cache: nothing may be awaited any more
         except BaseException:
-            await cancel_all(running)  # fail-fast or cancellation: stop the siblings
+            await self.stops.cancel_all(running)  # fail-fast or cancellation: stop the siblings
             raise
         finally:
             self.wakeups.remove(queue)
-        await cancel_all(running)  # the join is met: the rest are not needed
+        await self.stops.cancel_all(running)  # the join is met: the rest are not needed
 
     def _skipped(self, step: Step, readiness: Readiness, frame: Frame) -> bool:
         """Dead path or a false `when`: record the skip and say so."""
@@ -589,7 +601,7 @@ class DslWorkflow(StepTypes):
         except ExpressionError as exc:
             error = {"type": "ExpressionError", "message": str(exc)}
         except FailureError as exc:
-            if being_cancelled():
+            if self.stops.ours(exc):
                 self._record(step, frame, "cancelled")
                 raise asyncio.CancelledError from exc
             error = self._describe(step, frame, exc)

@@ -570,3 +570,30 @@ async def test_a_worker_polls_with_its_codec_in_worker_mode(client: Client, tmp_
     assert codec is not None
     assert codec.worker
     assert codec.store is store
+
+
+@pytest.mark.integration
+async def test_without_a_store_an_oversized_continuation_fails_the_run(
+    no_store: tuple[Client, str],
+) -> None:
+    client, task_queue = no_store
+    steps = "".join(
+        f"  - {{id: s{i}, action: echo, parameters: {{blob: '${{{{ input.blob }}}}'}}"
+        + (f", dependencies: [s{i - 1}]" if i else "")
+        + "}\n"
+        for i in range(8)
+    )
+    handle, error = await _fails_fast(
+        client,
+        task_queue,
+        "name: big-carry\nhistory_limit: 20\noutput: {n: 1}\nsteps:\n"
+        "  - {id: book, action: echo, compensate: {action: echo}}\n" + steps,
+        {"blob": "c" * 600_000},
+    )
+    # Failed by the run that was to continue (compensated), not left to its successor,
+    # whose first workflow task would fail for ever on the "too large" marker.
+    assert "carries into its continued run is " in error.message, error.message
+    status = await handle.query("status")
+    assert status["status"] == "FAILED"
+    assert status["steps"]["book.compensate"]["status"] == "completed"
+    assert status["continued"] >= 1  # smaller continuations went through first

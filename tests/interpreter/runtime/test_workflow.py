@@ -365,6 +365,38 @@ async def test_subworkflow_without_waiting(client: Client, worker: str, tmp_path
     assert await child.result() == {"c": {"slept": 0.2}}
 
 
+@pytest.mark.parametrize("who", ["outside", "parent"])
+async def test_a_child_cancelled_from_outside_fails_its_step(
+    client: Client, worker: str, tmp_path: Any, who: str
+) -> None:
+    """Only a cancellation the run itself asked for makes a step `cancelled`."""
+    (tmp_path / "child.yaml").write_text(
+        "name: child\nsteps: [{id: w, type: signal, signal: never}]\n"
+    )
+    handle = await start(
+        client,
+        worker,
+        "name: p\nsteps: [{id: s, type: subworkflow, workflow: child}]\n",
+        directory=tmp_path,
+    )
+    await wait_for_step(handle, "s")
+    child = client.get_workflow_handle(f"{handle.id}/s")
+    async with asyncio.timeout(30):
+        while (await child.describe()).status != WorkflowExecutionStatus.RUNNING:
+            await asyncio.sleep(0.05)
+    await (child if who == "outside" else handle).cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    described = await handle.describe()
+    if who == "outside":
+        assert described.status == WorkflowExecutionStatus.FAILED
+        assert await statuses(handle) == {"s": "failed"}
+    else:
+        assert described.status == WorkflowExecutionStatus.CANCELED
+        assert await statuses(handle) == {"s": "cancelled"}
+    assert (await child.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
 async def _result_in(client: Client, worker: str, directory: Any, text: str) -> Any:
     handle = await start(client, worker, text, directory=directory)
     return await handle.result()
