@@ -13,6 +13,7 @@ from typing import Any, Literal
 from temporalio.common import SearchAttributeKey
 
 __all__ = [
+    "BREAK_ACTIVITY",
     "CANCEL_RUN_ACTIVITY",
     "CANCEL_SIGNAL",
     "CONTROL_SIGNALS",
@@ -61,6 +62,9 @@ SEARCH_ATTRIBUTES = (DSL_NAME, DSL_VERSION)
 
 CANCEL_RUN_ACTIVITY = "tdsl.cancel_run"
 """The internal activity through which a `cancel` signal becomes a real cancellation."""
+BREAK_ACTIVITY = "tdsl.break"
+"""The internal no-op local activity a run awaits to end a long workflow task
+(`interpreter.runtime.breaks`)."""
 
 RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")
 """A run's status as `tdsl status`, the run history and `tdsl runs --status` spell it."""

@@ -1,9 +1,11 @@
 """Activities the interpreter itself needs, registered by every worker.
 
 Temporal refuses a workflow's request to cancel itself, yet a ``cancel`` signal
-must end the run CANCELED exactly like a native cancel (docs/language.md, run control). This activity asks
-the server, through the worker's own client, to cancel the run that called it; the
-workflow then receives a real cancellation request.
+must end the run CANCELED exactly like a native cancel (docs/language.md, run control).
+`cancel_run` asks the server, through the worker's own client, to cancel the run that
+called it; the workflow then receives a real cancellation request. `take_break` does
+nothing: a run awaits it as a local activity to end a long workflow task
+(`interpreter.runtime.breaks`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from typing import Any
 
 from temporalio import activity
 
-from interpreter.contract import CANCEL_RUN_ACTIVITY
+from interpreter.contract import BREAK_ACTIVITY, CANCEL_RUN_ACTIVITY
 
-__all__ = ["cancel_run"]
+__all__ = ["cancel_run", "take_break"]
 
 
 @activity.defn(name=CANCEL_RUN_ACTIVITY)
@@ -27,3 +29,8 @@ async def cancel_run(params: dict[str, Any]) -> None:
     handle = activity.client().get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
     activity.logger.info("cancelling run on request: %s", reason)
     await handle.cancel()
+
+
+@activity.defn(name=BREAK_ACTIVITY)
+async def take_break() -> None:
+    """Nothing: awaiting it ends the workflow's activation, so the next one goes on."""

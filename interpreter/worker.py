@@ -36,7 +36,7 @@ from activities.registry import (
 )
 from dsl.errors import DslError, InputError, NotFoundError, ServiceError
 from interpreter.contract import WORKFLOW_NAME
-from interpreter.control import cancel_run
+from interpreter.control import cancel_run, take_break
 from interpreter.payloads import PayloadLimitInterceptor, payload_codec, worker_client
 from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
 
@@ -78,7 +78,7 @@ def _activities(
     except NotFoundError as exc:  # a bad --activities value is a usage mistake
         raise InputError(str(exc)) from None
     return with_unknown_action_guard(
-        merge_activities(default_activities(builtin), [cancel_run], extra)
+        merge_activities(default_activities(builtin), [cancel_run, take_break], extra)
     )
 
 

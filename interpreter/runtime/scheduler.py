@@ -36,6 +36,7 @@ class Readiness:
         self._dependents = dependents
         self._decided_by = decided_by
         self._waiting = {step: len(prerequisites[step]) for step in order}
+        self._has_inputs = {step: waiting > 0 for step, waiting in self._waiting.items()}
         self._live = dict.fromkeys(order, 0)
         self._chosen = dict.fromkeys(order, False)
         self._roots = [step for step in order if self._waiting[step] == 0]
@@ -68,7 +69,4 @@ class Readiness:
         """Whether a ready step lies on a dead path and must be skipped."""
         if self._decided_by.get(step):
             return not self._chosen[step]
-        return self._step_has_inputs(step) and self._live[step] == 0
-
-    def _step_has_inputs(self, step: str) -> bool:
-        return step not in self._roots
+        return self._has_inputs[step] and self._live[step] == 0

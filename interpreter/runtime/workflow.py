@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         Definition,
         FailStep,
         ParallelStep,
+        SetStep,
         Step,
         SubworkflowStep,
         TaskStep,
@@ -61,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from interpreter.runtime.progress import Progress
     from interpreter.runtime.scheduler import Readiness
 
+from interpreter.runtime.breaks import Breaks
 from interpreter.runtime.cancellation import Stops, uncancel
 from interpreter.runtime.continuation import DEFAULT_HISTORY_LIMIT, Carried, ContinueAsNew
 from interpreter.runtime.gate import Deferred, StartGate
@@ -111,6 +113,10 @@ message naming the child and the limit) replay with the old `Timeout` error."""
 CONTINUE_AS_NEW = "continue-as-new"
 """Runs started before automatic continue-as-new (`interpreter.runtime.continuation`)
 replay without it: they never drain."""
+INLINE_BREAKS = "breaks-between-commandless-steps"
+"""Runs started before `interpreter.runtime.breaks` replay without its timers."""
+COMMANDLESS = (SetStep, DecisionStep, FailStep)
+"""Steps that run inside the workflow task that readied them (see `breaks`)."""
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -121,6 +127,7 @@ class DslWorkflow(StepTypes):
     def __init__(self, run: RunInput) -> None:
         self.gate = StartGate()
         self.stops = Stops()
+        self.breaks: Breaks | None = None
         self.gated = False
         self.details_due = False
         self.run_status = "RUNNING"
@@ -234,6 +241,8 @@ class DslWorkflow(StepTypes):
         # did not hold foreach items, branches or batches).
         self.gated = workflow.patched(START_GATE)
         self.may_continue = self.gated and workflow.patched(CONTINUE_AS_NEW)
+        if self.may_continue and workflow.patched(INLINE_BREAKS):
+            self.breaks = Breaks()
         try:
             if self.carried is None:  # a continuation's input was prepared by its first run
                 self.context["input"] = prepare_input(
@@ -586,6 +595,8 @@ class DslWorkflow(StepTypes):
         """
         culprit: Step = step
         try:
+            if self.breaks is not None and isinstance(step, COMMANDLESS):
+                await self.breaks.turn()
             async with self._admission(step, deferrable):
                 self._record(step, frame, "running")
                 if step.when is not None:

@@ -1,0 +1,69 @@
+"""Steps that issue no command never hold one workflow task past the SDK's 2 s
+deadlock limit (`interpreter.runtime.breaks`), on a real Temporal dev server.
+
+A level of 10,000 `set` steps used to take its workflow task past the limit at every
+attempt (readiness checked roots with a list scan: quadratic), and the run never
+moved; with that fixed it still took ~2 s of sandboxed workflow code in one
+activation. Now a no-op local activity ends the activation every 1,000 such steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Replayer
+
+from interpreter.contract import BREAK_ACTIVITY
+from interpreter.runtime.breaks import INLINE_STEPS_PER_BREAK
+from interpreter.runtime.workflow import DslWorkflow
+from interpreter.worker import workflow_runner
+from tests.support.runs import start, statuses
+
+pytestmark = pytest.mark.integration
+
+
+async def _breaks(handle: WorkflowHandle[object, object]) -> int:
+    """Local activity markers of the break activity in the run's history."""
+    history = await handle.fetch_history()
+    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    return sum(1 for e in markers if BREAK_ACTIVITY.encode() in e.SerializeToString())
+
+
+async def _replays(handle: WorkflowHandle[object, object]) -> None:
+    replayer = Replayer(workflows=[DslWorkflow], workflow_runner=workflow_runner())
+    await replayer.replay_workflow(await handle.fetch_history())
+
+
+async def test_a_level_of_10000_set_steps_completes(client: Client, worker: str) -> None:
+    count = 10_000
+    roots = "".join(f"  - {{id: v{i}, type: set, values: {{v{i}: {i}}}}}\n" for i in range(count))
+    handle = await start(client, worker, "name: wide-set\nsteps:\n" + roots)
+    async with asyncio.timeout(120):
+        result = await handle.result()
+    assert len(result) == count
+    assert result["v9999"] == {"v9999": 9999}
+    assert set((await statuses(handle)).values()) == {"completed"}
+    assert await _breaks(handle) == (count - 1) // INLINE_STEPS_PER_BREAK  # 9
+    await _replays(handle)
+
+
+async def test_a_chain_of_decisions_and_set_steps_takes_breaks(client: Client, worker: str) -> None:
+    lines = ["name: long-inline-chain", "steps:"]
+    for i in range(1201):
+        after = f", dependencies: [c{i - 1}]" if i else ""
+        if i % 2:
+            lines.append(
+                f"  - {{id: c{i}, type: decision, branches: [{{when: true, next: [c{i + 1}]}}]"
+                f"{after}}}"
+            )
+        else:
+            lines.append(f"  - {{id: c{i}, type: set, values: {{last: {i}}}{after}}}")
+    lines.append("output: {last: '${{ vars.last }}'}")
+    handle = await start(client, worker, "\n".join(lines) + "\n")
+    async with asyncio.timeout(60):
+        assert await handle.result() == {"last": 1200}
+    assert await _breaks(handle) == 1
+    await _replays(handle)
