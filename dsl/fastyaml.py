@@ -1,0 +1,360 @@
+"""A fast road for block YAML as people write it: a line reader for a strict subset.
+
+libyaml hands Python one event object per scalar and per collection; for a
+10,000-step file that alone costs more than the whole budget for loading and
+validating it. Most definitions use only a small part of YAML: block mappings and
+sequences, one key or ``- `` item per line, plain or quoted one-line scalars and
+one-line flow collections (``{type: number}``, ``["a", "b"]``). This module reads
+exactly that, with string methods for the lines and json's C scanner for the flow
+collections, and gives up (returns None) on anything else — anchors,
+aliases, tags, merge keys, directives, block or multi-line scalars, tabs, odd
+characters, duplicate keys, indentation it does not expect, anything near the
+loader's limits — so the loader's event road decides it, with its messages.
+
+Whatever this road accepts, it must read as the event road does; the scalar rules
+here are the loader's (YAML 1.2 core, see `resolve_plain`) and the tests feed the
+same texts to both roads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from json.scanner import make_scanner
+from typing import Any, cast
+
+__all__ = [
+    "FALSE",
+    "FLOAT",
+    "INT",
+    "NON_FINITE",
+    "NULL",
+    "TRUE",
+    "load_block_yaml",
+    "resolve_plain",
+]
+
+NULL = frozenset({"", "~", "null", "Null", "NULL"})
+TRUE = frozenset({"true", "True", "TRUE"})
+FALSE = frozenset({"false", "False", "FALSE"})
+INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+NON_FINITE = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+
+_MAYBE_NOT_TEXT = frozenset("~nNtTfF+-.0123456789")
+"""First characters of every plain scalar that is not a string (see `resolve_plain`)."""
+
+
+class _Refused(Exception):
+    """This text is outside the subset: the event road decides."""
+
+
+def resolve_plain(text: str) -> Any:
+    """A plain (unquoted, untagged) scalar as the loader resolves it: YAML 1.2 core.
+
+    Raises `ValueError` for ``.inf`` and ``.nan`` (no JSON number: the event road
+    reports them) and for an integer too long for `int`.
+    """
+    if text[:1] not in _MAYBE_NOT_TEXT:
+        return text
+    if text in NULL:
+        return None
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    if INT.fullmatch(text):
+        return int(text, 0) if text[:2] in ("0o", "0x") else int(text)
+    if FLOAT.fullmatch(text):
+        return float(text)
+    if NON_FINITE.fullmatch(text):
+        raise ValueError(f"{text} is not a JSON number")
+    return text
+
+
+# Characters libyaml reads as we do: no tab, CR, C0/C1 controls, DEL, NEL, U+2028/9,
+# BOM, non-characters (and no lone surrogates: the loader refused them already).
+_UNSAFE = re.compile(
+    "[^\n -~\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+
+# A JSON string whose escapes mean the same in a YAML double-quoted scalar (no
+# escaped surrogates), and a single-quoted one; both on one line.
+_DQ = r'"(?:[^"\\\n]|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*"'
+_SQ = r"'(?:[^'\n]|'')*'"
+# Keys stay far below libyaml's 1024-character limit for implicit keys.
+_SHORT_DQ = r'"(?:[^"\\\n]|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4}){0,200}"'
+_SHORT_SQ = r"'(?:[^'\n]|''){0,200}'"
+_PLAIN_KEY = r"[A-Za-z0-9_$](?:[-A-Za-z0-9_./$ ]{0,200}[-A-Za-z0-9_./$])?"
+
+_KEY = re.compile(rf"{_PLAIN_KEY}|{_SHORT_DQ}|{_SHORT_SQ}")
+_SAFE_ASCII = bytes([10, *range(32, 127)])
+
+_QUOTED_VALUE = re.compile(rf"({_DQ}|{_SQ})(?: *| +#.*)")
+
+# Flow collections that are JSON already, written with JSON's separators.
+_PUNCT = r"[\[{] *| *[\]}]|, *"
+_JSON_TOKEN = (
+    rf"{_PUNCT}|{_SHORT_DQ}: +|{_DQ}"
+    r"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null"
+)
+_JSON_FLOW = re.compile(rf"((?:{_JSON_TOKEN})*+)(?: *| +#.*)")
+"""Tokens are taken greedily and never split again (``*+``): linear on any line."""
+
+# Other flow collections: plain scalars of safe characters, quoted scalars, keys.
+_FLOW_WORD = r"[A-Za-z0-9_$/][-A-Za-z0-9_.+/$]*"
+_FLOW_PLAIN = rf"(?:{_FLOW_WORD}|[-+.][A-Za-z0-9_.][-A-Za-z0-9_.+/$]*)(?: +{_FLOW_WORD})*"
+_FLOW_TOKEN = re.compile(
+    rf"(?P<punct>{_PUNCT})"
+    rf"|(?P<dqkey>{_SHORT_DQ}): +|(?P<dq>{_DQ})"
+    rf"|(?P<sqkey>{_SHORT_SQ}): +|(?P<sq>{_SQ})"
+    rf"|(?P<key>{_FLOW_PLAIN}): +|(?P<plain>{_FLOW_PLAIN})"
+)
+_FLOW_END = re.compile(r" *| +#.*")
+
+_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_EMPTY = object()
+"""A key or item with nothing after it on its line: a nested block or null follows."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise _Refused  # a duplicate key: the event road says where
+    return found
+
+
+def _not_a_number(text: str) -> Any:
+    raise _Refused  # Infinity from an overflowing plain number (1e999)
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_not_a_number)
+_scan = make_scanner(cast(Any, _DECODER))
+"""json's C scanner: one value from a position, returning it and where it ends."""
+
+
+def _decode_quoted(token: str) -> str:
+    if token[0] == "'":
+        return token[1:-1].replace("''", "'")
+    return token[1:-1] if "\\" not in token else str(json.loads(token))
+
+
+def _as_json(text: str) -> str:
+    """A one-line flow collection as JSON text; raises `_Refused` when unsure."""
+    match = _JSON_FLOW.fullmatch(text)
+    return match[1] if match is not None else _translate_flow(text)
+
+
+def _translate_flow(text: str) -> str:
+    """A one-line flow collection that is not JSON (plain scalars, quotes), as JSON."""
+    pieces: list[str] = []
+    end = 0
+    for match in _FLOW_TOKEN.finditer(text):
+        if match.start() != end:
+            break
+        end = match.end()
+        kind = match.lastgroup
+        token = match[kind or 0]
+        if kind == "punct":
+            pieces.append(token.strip(" "))
+        elif kind == "dqkey":
+            pieces.append(token + ":")
+        elif kind == "dq":
+            pieces.append(token)
+        elif kind == "sqkey":
+            pieces.append(json.dumps(_decode_quoted(token)) + ":")
+        elif kind == "sq":
+            pieces.append(json.dumps(_decode_quoted(token)))
+        elif kind == "key":
+            if len(token) > 200:
+                raise _Refused
+            pieces.append(json.dumps(token) + ":")
+        else:
+            pieces.append(json.dumps(resolve_plain(token)))
+    tail = text[end:]
+    if _FLOW_END.fullmatch(tail) is None:
+        raise _Refused
+    return "".join(pieces)
+
+
+class _Reader:
+    """The state of one document: open blocks, the value budget, translated flows."""
+
+    def __init__(self, max_depth: int, max_nodes: int) -> None:
+        self.max_depth = max_depth
+        self.nodes_left = max_nodes
+        self.flows: dict[str, str] = {}
+
+    def flow(self, rest: str, depth: int) -> Any:
+        """A one-line flow collection; its depth and size are bounded by its brackets.
+
+        JSON without escapes is read as it is (YAML reads it the same way); short,
+        so that no key nears libyaml's 1024-character limit for implicit keys.
+        """
+        closing = rest.count("]") + rest.count("}")
+        if depth + closing >= self.max_depth - 1:
+            raise _Refused
+        self.nodes_left -= rest.count(",") + 2 * closing
+        text = self.flows.get(rest)
+        if text is None and "\\" not in rest and len(rest) <= 1000:
+            try:
+                value, end = _scan(rest, 0)
+            except (StopIteration, ValueError):
+                pass
+            else:
+                if end == len(rest) or _FLOW_END.fullmatch(rest, end) is not None:
+                    return value
+        if text is None:
+            text = self.flows[rest] = _as_json(rest)
+        value, end = _scan(text, 0)
+        if end != len(text):
+            raise _Refused
+        return value
+
+    def value(self, rest: str, depth: int) -> Any:
+        """The value that ends a line (after ``key:`` or ``- ``), or `_EMPTY`."""
+        first = rest[:1]
+        if first == "" or first == "#":
+            return _EMPTY
+        if first == "{" or first == "[":
+            return self.flow(rest, depth)
+        self.nodes_left -= 1
+        if first == '"' or first == "'":
+            match = _QUOTED_VALUE.fullmatch(rest)
+            if match is None:
+                raise _Refused
+            return _decode_quoted(match[1])
+        if first in _INDICATORS and (first != "-" or rest[1:2] in ("", " ")):
+            raise _Refused
+        cut = rest.find(" #")
+        text = (rest if cut < 0 else rest[:cut]).rstrip(" ")
+        if ": " in text or text[-1] == ":":
+            raise _Refused
+        return resolve_plain(text)
+
+
+def load_block_yaml(text: str, max_depth: int, max_nodes: int) -> Any | None:
+    """The data of `text` if it is in the subset (see the module's docs), else None."""
+    if not _safe_characters(text):
+        return None
+    try:
+        return _read(text, _Reader(max_depth, max_nodes))
+    except (_Refused, ValueError, StopIteration, RecursionError):
+        return None
+
+
+def _safe_characters(text: str) -> bool:
+    if text.isascii():  # the usual case, 5x faster than the expression
+        return not text.encode("ascii").translate(None, _SAFE_ASCII)
+    return _UNSAFE.search(text) is None
+
+
+def _read(text: str, reader: _Reader) -> Any:
+    """Block structure from the lines; each frame is [indent, container, pending, indentless].
+
+    `pending` is the key (or True for a ``-``) whose value is on the next lines.
+    """
+    stack: list[list[Any]] = []
+    root: Any = None
+    started = False
+    keys: dict[str, str | None] = {}
+    for line in text.split("\n"):
+        body = line.lstrip(" ")
+        if not body or body[0] == "#":
+            continue  # blank or comment
+        column = len(line) - len(body)
+        dash = 0
+        if body[0] == "-" and (len(body) == 1 or body[1] == " "):
+            rest = body[1:].lstrip(" ")
+            dash = len(body) - len(rest)
+            body = rest
+        elif body == "---" and not column and not started and root is None:
+            started = True
+            continue
+        raw, colon, rest = body.partition(": ")
+        if not colon and body[-1:] == ":":
+            raw, colon, rest = body[:-1], ":", ""
+        name = keys.get(raw, "") if colon else None
+        if name == "":
+            name = keys[raw] = _key(raw)
+        if name is None:
+            if not dash:
+                raise _Refused  # a bare scalar, a continuation line, a marker...
+            rest = body
+        else:
+            rest = rest.lstrip(" ")
+        if root is None:
+            if reader.max_depth < 2:
+                raise _Refused
+            root = [] if dash else {}
+            stack.append([column, root, None, False])
+            reader.nodes_left -= 1
+        top = stack[-1]
+        if top[2] is not None:  # the previous line left a value open
+            if column > top[0] or (column == top[0] and dash and type(top[1]) is dict):
+                opened: Any = [] if dash else {}
+                if type(top[1]) is dict:
+                    top[1][top[2]] = opened
+                else:
+                    top[1].append(opened)
+                top[2] = None
+                if len(stack) >= reader.max_depth - 1:
+                    raise _Refused
+                reader.nodes_left -= 1
+                stack.append([column, opened, None, column == top[0]])
+            else:
+                if type(top[1]) is list:
+                    top[1].append(None)
+                top[2] = None  # a key's None is in place already
+                reader.nodes_left -= 1
+        while stack[-1][0] > column or (stack[-1][3] and stack[-1][0] == column and not dash):
+            stack.pop()
+            if not stack:
+                raise _Refused
+        top = stack[-1]
+        if top[0] != column:
+            raise _Refused
+        if dash:
+            items = top[1]
+            if type(items) is not list:
+                raise _Refused
+            if name is None:
+                value = reader.value(rest, len(stack))
+                if value is _EMPTY:
+                    top[2] = True
+                else:
+                    items.append(value)
+                continue
+            mapping: dict[str, Any] = {}
+            items.append(mapping)
+            if len(stack) >= reader.max_depth - 1:
+                raise _Refused
+            reader.nodes_left -= 1
+            top = [column + dash, mapping, None, False]
+            stack.append(top)
+        mapping = top[1]
+        if type(mapping) is not dict or name is None or name in mapping:
+            raise _Refused  # a duplicate key: the event road says where
+        value = reader.value(rest, len(stack))
+        if value is _EMPTY:
+            mapping[name] = None  # keeps the key's place; the value comes later
+            top[2] = name
+        else:
+            mapping[name] = value
+    if root is None:
+        raise _Refused
+    top = stack[-1]
+    if top[2] is not None:
+        if type(top[1]) is list:
+            top[1].append(None)
+        reader.nodes_left -= 1
+    if reader.nodes_left < 0:
+        raise _Refused
+    return root
+
+
+def _key(raw: str) -> str | None:
+    """A mapping key as the event road reads it: its source text, quotes undone."""
+    if _KEY.fullmatch(raw) is None:
+        return None
+    return _decode_quoted(raw) if raw[0] in "\"'" else raw
