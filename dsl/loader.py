@@ -87,6 +87,10 @@ _ALLOWED_TAGS = {
     "!",
     *(f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")),
 }
+_ESCAPE = re.compile(r"\\.")
+_NOT_MARKS = bytes(c for c in range(256) if c not in b'[]{}"')
+_QUOTED = re.compile(rb'"[^"]*"')
+_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
 _SURROGATE_PAIR = re.compile(
     r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE
 )
@@ -241,7 +245,7 @@ def _load_json(text: str, file: str) -> LoadedDocument | None:
             )
     except (_NotPlainJson, ValueError, RecursionError):
         return None
-    if not _within_limits(data):
+    if not _within_limits(text):
         return None
     source = SourceMap(file, build=lambda: _load_events(text, file).source)
     return LoadedDocument(data=data, source=source, text=text)
@@ -257,22 +261,23 @@ def _load_block_yaml(text: str, file: str) -> LoadedDocument | None:
     return LoadedDocument(data=data, source=source, text=text)
 
 
-def _within_limits(data: Any) -> bool:
-    """Depth and size well inside the loader's limits (near them, it decides)."""
-    budget = MAX_NODES // 2
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        budget -= 1
-        if budget < 0:
-            return False
-        if isinstance(value, dict | list):
-            if depth >= MAX_DEPTH - 1:
-                return False
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-            budget -= len(value)
-    return True
+def _within_limits(text: str) -> bool:
+    """Depth and size of valid JSON text well inside the loader's limits (near them, it
+    decides), from its brackets and commas: no walk over the values.
+
+    Commas inside strings only make the count safer. Brackets inside strings must not
+    count: escapes go first, then (of the brackets and quotes left) the strings.
+    """
+    raw = (_ESCAPE.sub("", text) if "\\" in text else text).encode("utf-8")
+    if 1 + raw.count(b",") + raw.count(b"[") + raw.count(b"{") > MAX_NODES // 2:
+        return False  # each value but a container's first follows a comma
+    marks = raw.translate(None, _NOT_MARKS).replace(b'""', b"")  # still quote-balanced
+    brackets = _QUOTED.sub(b"", marks) if b'"' in marks else marks
+    for _ in range(MAX_DEPTH - 2):  # each pass takes off the innermost level
+        if not brackets:
+            return True
+        brackets = _EMPTY_PAIR.sub(b"", brackets)
+    return not brackets
 
 
 def _load_events(text: str, file: str) -> LoadedDocument:

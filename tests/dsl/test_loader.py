@@ -8,9 +8,19 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dsl.errors import DefinitionError
-from dsl.loader import MAX_BYTES, MAX_DEPTH, Position, load_file, load_text, read_bounded
+from dsl.loader import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    Position,
+    _within_limits,
+    load_file,
+    load_text,
+    read_bounded,
+)
 
 
 def _error(text: str) -> str:
@@ -233,3 +243,48 @@ def test_json_that_is_not_quite_json_loads_as_yaml_reads_it() -> None:
     """NaN is no JSON: the fast road declines, and YAML reads a plain string."""
     document = load_text(JSON_STEPS % ', {"id": "b", "action": "echo", "x": NaN}', file="n.json")
     assert document.data["steps"][1]["x"] == "NaN"
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+@pytest.mark.parametrize(
+    ("text", "within"),
+    [
+        ("[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2), True),
+        ("[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1), False),
+        ('{"a": ' * (MAX_DEPTH - 2) + "{}" + "}" * (MAX_DEPTH - 2), False),
+        ('["' + "]" * 70 + '"]', True),  # brackets in a string are no nesting
+        ("[" * (MAX_DEPTH - 1) + '"' + "]" * 70 + '"' + "]" * (MAX_DEPTH - 1), False),
+        ("[" * (MAX_DEPTH - 1) + '"\\"]]]\\\\"' + "]" * (MAX_DEPTH - 1), False),
+        ('["\\"", "[[[", "\\\\", "]]]"]', True),
+    ],
+)
+def test_json_limits_are_read_from_the_text(text: str, within: bool) -> None:
+    assert _within_limits(text) is within
+    assert _within_limits(text) is (_depth(json.loads(text)) <= MAX_DEPTH - 2)
+
+
+_JSON_STRINGS = st.text(st.sampled_from('ab[]{}"\\,:é \u2028'), max_size=6)
+_NESTED = st.recursive(
+    st.none() | st.integers() | _JSON_STRINGS,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(_JSON_STRINGS, children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(_NESTED, st.integers(0, MAX_DEPTH + 2), st.booleans(), st.sampled_from([None, 0, 2]))
+def test_json_limits_from_the_text_are_its_depth(
+    value: object, wrap: int, ascii_only: bool, indent: int | None
+) -> None:
+    for level in range(wrap):
+        value = [value] if level % 2 else {"k[": value}
+    text = json.dumps(value, ensure_ascii=ascii_only, indent=indent)
+    assert _within_limits(text) is (_depth(value) <= MAX_DEPTH - 2)
