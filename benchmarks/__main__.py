@@ -170,16 +170,27 @@ def _sides(repetition: int) -> Sequence[str]:
     return SIDES if repetition % 2 == 0 else SIDES[::-1]
 
 
+MODES = {
+    "sandboxed": {"handwritten": True, "interpreter": True},
+    "unsandboxed": {"handwritten": False, "interpreter": False},
+    "as deployed": {"handwritten": True, "interpreter": False},
+}
+"""Which side runs in the sandbox. As deployed: the interpreter unsandboxed (what
+`tdsl worker` does, `interpreter.worker.workflow_runner`), the hand-written workflow
+sandboxed, as a user's workflow runs by default."""
+
+
 async def _timed(
-    client: Client, scenario: Scenario, reps: int, results: Results, *, sandboxed: bool = True
+    client: Client, scenario: Scenario, reps: int, results: Results, *, mode: str = "sandboxed"
 ) -> None:
     for rep in range(reps):
         for side in _sides(rep):
+            sandboxed = MODES[mode][side]
             m = await harness.measure_run(client, scenario, side, sandboxed=sandboxed)
             results.runs.setdefault((scenario.key, side), []).append(m)
             print(
                 f"  {scenario.key:<12} {side:<12} rep {rep + 1}"
-                f"{'' if sandboxed else ' (unsandboxed)'}: {m.seconds:7.2f} s, "
+                f"{'' if mode == 'sandboxed' else f' ({mode})'}: {m.seconds:7.2f} s, "
                 f"CPU: process {m.worker_cpu:5.2f} s, workflow code {m.workflow_cpu:5.2f} s "
                 f"(sandbox creation {m.instance_cpu * 1000:.0f} ms, {m.activations} activations, "
                 f"longest {m.longest_activation * 1000:.0f} ms), "
@@ -250,22 +261,22 @@ def _table(results: Results, timed: Sequence[Scenario], cpu: Sequence[Scenario])
     return lines
 
 
-def _sandbox_table(
-    sandboxed: Results, unsandboxed: Results, timed: Sequence[Scenario]
-) -> list[str]:
-    """The same runs with and without the sandbox (both sides alike)."""
+def _sandbox_table(modes: dict[str, Results], timed: Sequence[Scenario]) -> list[str]:
+    """The same runs in each mode of `MODES`: wall ratios, then workflow code per step."""
     lines = [
-        "| scenario | wall ratio sandboxed | wall ratio unsandboxed "
-        "| workflow code ms/step, hand / interp, sandboxed | ratio "
-        "| same, unsandboxed | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | "
+        + " | ".join(f"wall ratio {mode}" for mode in modes)
+        + " | "
+        + " | ".join(f"workflow code ms/step, hand / interp, {mode} | ratio" for mode in modes)
+        + " |",
+        "|---|" + "---:|" * (3 * len(modes)),
     ]
     for s in timed:
         cells = []
-        for results in (sandboxed, unsandboxed):
+        for results in modes.values():
             hand, interp = (results.median(s.key, side) for side in SIDES)
             cells.append(_ratio(hand, interp))
-        for results in (sandboxed, unsandboxed):
+        for results in modes.values():
             hand, interp = (
                 results.median(s.key, side, "workflow_cpu") / s.steps * 1000 for side in SIDES
             )
@@ -382,10 +393,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
             await harness.measure_run(client, small[0], side)
         for scenario in [*small, *timed]:
             await _timed(client, scenario, sizes.repetitions, results)
-        print("the same without the sandbox (both sides)", flush=True)
-        unsandboxed = Results()
-        for scenario in timed:
-            await _timed(client, scenario, sizes.repetitions, unsandboxed, sandboxed=False)
+        modes = {"sandboxed": results}
+        for mode in ("unsandboxed", "as deployed"):
+            print(f"the same {mode} ({MODES[mode]})", flush=True)
+            modes[mode] = Results()
+            for scenario in timed:
+                await _timed(client, scenario, sizes.repetitions, modes[mode], mode=mode)
         await _starts(client, sample, sizes, results)
         foreach_seconds = await _foreach(client, sizes.foreach)
         print("run history on vs off", flush=True)
@@ -414,9 +427,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
     for line in [*table, *(["", *profiles] if profiles else [])]:
         print(line)
     print()
-    print("Sandboxed and unsandboxed (interp ÷ hand in each mode):")
+    print(
+        "Sandboxed, unsandboxed, and as deployed: the interpreter unsandboxed, the "
+        "hand-written workflow sandboxed (interp ÷ hand in each mode):"
+    )
     print()
-    for line in _sandbox_table(results, unsandboxed, timed):
+    for line in _sandbox_table(modes, timed):
         print(line)
     print()
     for line in large_table(large):

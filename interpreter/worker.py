@@ -22,7 +22,7 @@ from typing import Any
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.builtin import BuiltinActivities
@@ -46,6 +46,7 @@ __all__ = [
     "build_worker",
     "run_worker",
     "running_worker",
+    "sandbox_from_env",
     "stop_on_signals",
     "worker_failure",
     "workflow_runner",
@@ -60,12 +61,37 @@ HEARTBEAT_THROTTLE = timedelta(seconds=2)
 """Heartbeats of activities without a heartbeat timeout reach the server this often."""
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox, with the workflow's pure, heavy imports passed through.
+SANDBOX_ENV = "TDSL_WORKFLOW_SANDBOX"
 
-    Re-importing networkx and the pydantic models inside the sandbox costs 73-148 ms
-    per new run; passed through, ~1 ms. They are pure, so sharing them is safe.
+
+def sandbox_from_env() -> bool:
+    """`TDSL_WORKFLOW_SANDBOX`: on (1, true, yes, on) or off (the default)."""
+    value = os.environ.get(SANDBOX_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise InputError(f"{SANDBOX_ENV} must be on or off, not {value!r}")
+
+
+def workflow_runner(sandboxed: bool = True) -> WorkflowRunner:
+    """How the interpreter's workflow code runs: in Temporal's sandbox, or not.
+
+    Production workers run it unsandboxed (the default of `build_worker`). It is one
+    trusted workflow in which no user code runs — templates and JsonLogic are
+    interpreted, never executed — and the sandbox's checks cost more than all of its
+    own code: every `isinstance` in the workflow thread goes through a wrapper. On
+    a layered 1,000-step DAG its workflow CPU per step is 1.09 times a hand-written
+    (sandboxed) workflow's unsandboxed, 1.42 times sandboxed. The test suite runs it
+    sandboxed (`TDSL_WORKFLOW_SANDBOX=on`, set by `tests/conftest.py`), as do the
+    Replayer tests, so a determinism slip in the runtime still fails a test.
+
+    Sandboxed, the workflow's pure, heavy imports are passed through: re-importing
+    networkx and the pydantic models inside the sandbox costs 73-148 ms per new run;
+    passed through, ~1 ms. They are pure, so sharing them is safe.
     """
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
@@ -90,8 +116,11 @@ def build_worker(
     builtin: BuiltinActivities | None = None,
     max_concurrent_activities: int | None = None,
     graceful_shutdown_timeout: timedelta = DEFAULT_GRACEFUL_SHUTDOWN,
+    sandboxed: bool | None = None,
 ) -> Worker:
     """A worker for the interpreter and every activity; not started yet.
+
+    *sandboxed* (default `TDSL_WORKFLOW_SANDBOX`, off) is explained at `workflow_runner`.
 
     Whoever passes *builtin* owns it and must `close()` it after the worker stops;
     `running_worker` does all of that. Payloads too large for Temporal go to the
@@ -106,7 +135,7 @@ def build_worker(
         interceptors=[PayloadLimitInterceptor(codec)] if codec is not None else [],
         workflows=[DslWorkflow],
         activities=_activities(builtin or BuiltinActivities(), activity_modules),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(sandbox_from_env() if sandboxed is None else sandboxed),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=graceful_shutdown_timeout,
         # Cancellation reaches an activity only with a heartbeat; without a heartbeat
@@ -127,6 +156,7 @@ async def running_worker(
     record_history: bool = True,
     sql_url: str | None = None,
     http_allow: HttpAllowList | str | Sequence[str] | None = None,
+    sandboxed: bool | None = None,
 ) -> AsyncIterator[Worker]:
     """A started worker; on exit it drains, then the built-ins' resources are closed.
 
@@ -145,6 +175,7 @@ async def running_worker(
         builtin=builtin,
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=graceful_shutdown_timeout,
+        sandboxed=sandboxed,
     )
     try:
         async with worker:
@@ -281,11 +312,12 @@ async def run_worker(
     database_url: str | None = None,
     record_history: bool = True,
     http_allow: HttpAllowList | str | Sequence[str] | None = None,
+    sandboxed: bool | None = None,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (or *stop* is set), then shut it down cleanly.
 
     The run history is recorded in *database_url* (default `DATABASE_URL`), if any;
-    *http_allow* is as for `running_worker`.
+    *http_allow* and *sandboxed* are as for `running_worker` and `build_worker`.
     """
     stop = stop or asyncio.Event()
     with stop_on_signals(stop):
@@ -299,6 +331,7 @@ async def run_worker(
                 database_url=database_url,
                 record_history=record_history,
                 http_allow=http_allow,
+                sandboxed=sandboxed,
             ):
                 await stop.wait()
         except RuntimeError as err:

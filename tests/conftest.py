@@ -23,6 +23,11 @@ from interpreter.dev.servers import (
 )
 from tests.support.runs import interpreter_worker
 
+# Production workers run the interpreter unsandboxed (`interpreter.worker.workflow_runner`);
+# every worker of the test suite, subprocesses included, runs it in the sandbox, so that
+# a nondeterministic change to the runtime fails here. `test_worker` covers the default.
+os.environ.setdefault("TDSL_WORKFLOW_SANDBOX", "on")
+
 settings.register_profile("ci", deadline=None, max_examples=100, derandomize=False)
 settings.register_profile("dev", deadline=None, max_examples=50)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")

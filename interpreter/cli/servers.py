@@ -51,6 +51,13 @@ def register(commands: Any) -> None:
         help="internal hosts, host:ports, IPs or CIDR ranges http.request may reach "
         "(comma-separated, repeatable; added to TDSL_HTTP_ALLOW)",
     )
+    worker.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=None,
+        help="run the interpreter in Temporal's workflow sandbox (slower; catches a "
+        "nondeterministic change; default TDSL_WORKFLOW_SANDBOX, off)",
+    )
     add_connection_options(worker)
     worker.set_defaults(handler=_worker, uses_temporal=True)
 
@@ -97,10 +104,11 @@ def _http_allow(args: argparse.Namespace) -> HttpAllowList:
 
 
 async def _worker(args: argparse.Namespace) -> int:
-    from interpreter.worker import run_worker
+    from interpreter.worker import run_worker, sandbox_from_env
 
     activity_names_of(args.activities)  # a bad module is exit 2 before connecting
     http_allow = _http_allow(args)
+    sandboxed = args.sandbox or sandbox_from_env()  # a bad value is exit 2 too
     _configure_logging()
     await run_worker(
         await client_for(args),
@@ -108,6 +116,7 @@ async def _worker(args: argparse.Namespace) -> int:
         activity_modules=args.activities,
         max_concurrent_activities=args.max_concurrent_activities,
         http_allow=http_allow,
+        sandboxed=sandboxed,
     )
     return EXIT_OK
 
