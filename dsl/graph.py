@@ -167,16 +167,32 @@ class _GraphBuilder:
             self.add_step(body, step.step, (*path, "step"))
 
     def connect(self, scope: Scope) -> None:
-        """Add dependency and decision edges, then check the scope is a DAG."""
-        for step_id, step in scope.steps.items():
-            for index, dependency in enumerate(step.dependencies):
-                where = (*self.paths[step_id], "dependencies", index)
-                if self.known_in(scope, step_id, dependency, where, "depends on"):
-                    scope.graph.add_edge(dependency, step_id, path=where)
-        for step_id, step in scope.steps.items():
+        """Add dependency and decision edges, then check the scope is a DAG.
+
+        Dependency edges go in at once (`add_edges_from`, in the same order, so the
+        graph is the same); decisions need them all in place first.
+        """
+        steps = scope.steps
+        edges: list[tuple[str, str, dict[str, JsonPath]]] = []
+        decisions: list[DecisionStep] = []
+        parallels: list[ParallelStep] = []
+        for step_id, step in steps.items():
+            if step.dependencies:
+                base = self.paths[step_id]
+                for index, dependency in enumerate(step.dependencies):
+                    where = (*base, "dependencies", index)
+                    if dependency != step_id and dependency in steps:
+                        edges.append((dependency, step_id, {"path": where}))
+                    else:
+                        self.known_in(scope, step_id, dependency, where, "depends on")
             if isinstance(step, DecisionStep):
-                self.connect_decision(scope, step, self.paths[step_id])
-        self.check_parallel_joins(scope)
+                decisions.append(step)
+            elif isinstance(step, ParallelStep):
+                parallels.append(step)
+        scope.graph.add_edges_from(edges)
+        for decision in decisions:
+            self.connect_decision(scope, decision, self.paths[decision.id])
+        self.check_parallel_joins(parallels)
         order = _source_ordered_topological_sort(scope)
         if order is None:
             self.report_cycle(scope)
@@ -229,16 +245,16 @@ class _GraphBuilder:
             scope.graph.add_edge(step.id, target, path=where)
             self.decided_by.setdefault(target, []).append(step.id)
 
-    def check_parallel_joins(self, scope: Scope) -> None:
-        for step_id, step in scope.steps.items():
-            if not (isinstance(step, ParallelStep) and isinstance(step.join, JoinCount)):
+    def check_parallel_joins(self, parallels: list[ParallelStep]) -> None:
+        for step in parallels:
+            if not isinstance(step.join, JoinCount):
                 continue
             count, available = step.join.count, len(step.branches)
             if count > available:
                 self.problems.append(
                     Problem(
-                        (*self.paths[step_id], "join", "count"),
-                        f"join count {count} is larger than the {available} branches of {step_id!r}",
+                        (*self.paths[step.id], "join", "count"),
+                        f"join count {count} is larger than the {available} branches of {step.id!r}",
                     )
                 )
 
@@ -284,18 +300,20 @@ def _source_ordered_topological_sort(scope: Scope) -> list[str] | None:
     written out because networkx's generic version was a third of validating a
     10,000-step file.
     """
-    position = {step_id: index for index, step_id in enumerate(scope.steps)}
-    successors = scope.graph.succ
-    waiting = {step_id: degree for step_id, degree in scope.graph.in_degree()}
+    names = list(scope.steps)
+    position = {step_id: index for index, step_id in enumerate(names)}
+    successors = dict(scope.graph.adjacency())  # the graph's own dicts: read only
+    waiting = dict(scope.graph.in_degree())
     ready = [position[step_id] for step_id, degree in waiting.items() if degree == 0]
     heapq.heapify(ready)
-    names = list(scope.steps)
+    pop, push = heapq.heappop, heapq.heappush
     order: list[str] = []
     while ready:
-        step_id = names[heapq.heappop(ready)]
+        step_id = names[pop(ready)]
         order.append(step_id)
         for dependent in successors[step_id]:
-            waiting[dependent] -= 1
-            if waiting[dependent] == 0:
-                heapq.heappush(ready, position[dependent])
+            left = waiting[dependent] - 1
+            waiting[dependent] = left
+            if not left:
+                push(ready, position[dependent])
     return order if len(order) == len(waiting) else None

@@ -18,7 +18,7 @@ from typing import Any
 
 from dsl.conditions import ITERATING_OPERATORS, KNOWN_OPERATORS, condition_vars, expand_rules
 from dsl.errors import ExpressionError, Problem
-from dsl.graph import ON_FAILURE, WorkflowGraph, scope_name, suggest
+from dsl.graph import ON_FAILURE, Scope, WorkflowGraph, scope_name, suggest
 from dsl.models import (
     DecisionStep,
     FailStep,
@@ -29,7 +29,7 @@ from dsl.models import (
     TaskStep,
     WaitStep,
 )
-from dsl.templates import find_templates, format_path
+from dsl.templates import format_path, string_templates
 from dsl.values import JsonPath
 
 __all__ = ["check_references"]
@@ -45,8 +45,10 @@ def check_references(graph: WorkflowGraph) -> list[Problem]:
     for scope in graph.scopes.values():
         if not scope.order and scope.steps:
             continue  # a cycle was already reported; ancestry is meaningless there
+        in_foreach = checker.in_foreach(scope.parent)
+        on_failure = checker.root_scope(scope) == ON_FAILURE
         for step_id in scope.order:
-            checker.check_step(graph.step(step_id))
+            checker.check_step(scope.steps[step_id], in_foreach=in_foreach, on_failure=on_failure)
     if graph.definition.output is not None:
         checker.check_value(graph.definition.output, ("output",), _Reader.run_output())
     return checker.problems
@@ -54,6 +56,8 @@ def check_references(graph: WorkflowGraph) -> list[Problem]:
 
 class _Reader:
     """Who reads a value, which decides what it may name."""
+
+    __slots__ = ("in_foreach", "on_failure", "step_id")
 
     def __init__(self, step_id: str | None, *, in_foreach: bool, on_failure: bool) -> None:
         self.step_id = step_id
@@ -75,15 +79,10 @@ class _Checker:
         self.problems: list[Problem] = []
         self.rules: Mapping[str, Any] = graph.definition.rules
         self.index: dict[str, int] = {}
-        self.ancestors: dict[str, int] = {}
         for scope in graph.scopes.values():
             for step_id in scope.order:
                 self.index[step_id] = len(self.index)
-            for step_id in scope.order:
-                bits = 0
-                for before in scope.prerequisites(step_id):
-                    bits |= self.ancestors.get(before, 0) | (1 << self.index[before])
-                self.ancestors[step_id] = bits
+        self._ancestors: dict[str, int] | None = None
         self.setters: dict[str, list[str]] = {}
         for step in graph.all_steps():
             if isinstance(step, SetStep):
@@ -92,23 +91,42 @@ class _Checker:
 
     # ------------------------------------------------------------------ ancestry
 
+    @property
+    def ancestors(self) -> dict[str, int]:
+        """Each ordered step's ancestors as bits of `index`, built on first need.
+
+        Quadratic in memory for a long chain (100,000 steps: 600 MB), and most reads
+        name a direct prerequisite, which `upstream` answers without it.
+        """
+        if self._ancestors is None:
+            self._ancestors = {}
+            for scope in self.graph.scopes.values():
+                for step_id in scope.order:
+                    bits = 0
+                    for before in scope.prerequisites(step_id):
+                        bits |= self._ancestors.get(before, 0) | (1 << self.index[before])
+                    self._ancestors[step_id] = bits
+        return self._ancestors
+
     def upstream(self, target: str, reader: _Reader) -> bool:
         """Whether `target` has finished whenever the reader runs."""
-        if target not in self.graph.scope_of:
+        scope_of = self.graph.scope_of
+        if target not in scope_of:
             return False
         if reader.step_id is None:
-            return self.graph.scope_of[target] != ON_FAILURE or reader.on_failure
+            return scope_of[target] != ON_FAILURE or reader.on_failure
         current: str | None = reader.step_id
         while current is not None:
-            if (
-                self.graph.scope_of[current] == ON_FAILURE
-                and self.graph.scope_of[target] != ON_FAILURE
-            ):
+            home = scope_of[current]
+            if home == ON_FAILURE and scope_of[target] != ON_FAILURE:
                 return True
             bit = self.index.get(target)
-            if bit is not None and (self.ancestors.get(current, 0) >> bit) & 1:
-                return True
-            current = self.graph.enclosing(current)
+            if bit is not None and current in self.index:
+                if self.graph.scopes[home].graph.has_edge(target, current):
+                    return True  # a direct prerequisite: no need for the bits
+                if (self.ancestors[current] >> bit) & 1:
+                    return True
+            current = self.graph.scopes[home].parent
         return False
 
     def scopes_around(self, step_id: str) -> list[str]:
@@ -120,23 +138,28 @@ class _Checker:
             current = self.graph.enclosing(current)
         return scopes
 
-    def in_foreach(self, step_id: str) -> bool:
-        current = self.graph.enclosing(step_id)
+    def in_foreach(self, outer: str | None) -> bool:
+        """Whether `outer` (the step around a scope) is a foreach or inside one."""
+        current = outer
         while current is not None:
             if isinstance(self.graph.step(current), ForeachStep):
                 return True
             current = self.graph.enclosing(current)
         return False
 
+    def root_scope(self, scope: Scope) -> str:
+        """The top-level scope (main or on_failure) a scope is nested in."""
+        current = scope
+        while current.parent is not None:
+            current = self.graph.scopes[self.graph.scope_of[current.parent]]
+        return current.key
+
     # ------------------------------------------------------------------ checks
 
-    def check_step(self, step: Step) -> None:
+    def check_step(self, step: Step, *, in_foreach: bool, on_failure: bool) -> None:
+        """Templates and conditions of one step, read by it (its scope's facts given)."""
         path = self.graph.paths[step.id]
-        reader = _Reader(
-            step.id,
-            in_foreach=self.in_foreach(step.id),
-            on_failure=self._root_scope(step.id) == ON_FAILURE,
-        )
+        reader = _Reader(step.id, in_foreach=in_foreach, on_failure=on_failure)
         if step.when is not None:
             self.check_condition(step.when, (*path, "when"), reader)
         if isinstance(step, TaskStep):
@@ -166,28 +189,20 @@ class _Checker:
         elif isinstance(step, FailStep):
             self.check_value(step.message, (*path, "message"), reader)
 
-    def _root_scope(self, step_id: str) -> str:
-        current = step_id
-        while (outer := self.graph.enclosing(current)) is not None:
-            current = outer
-        return self.graph.scope_of[current]
-
     def check_value(
         self, value: Any, path: JsonPath, reader: _Reader, *, itself: str | None = None
     ) -> None:
         """Each string on its own, so one malformed template does not hide the others."""
-        for text, location in _strings(value, path):
-            if "${{" not in text:
-                continue
+        for text, location in _templated_strings(value, path):
             try:
-                refs = find_templates(text)
+                refs = string_templates(text)
             except ExpressionError as exc:
                 self.problems.append(Problem(location, str(exc)))
                 continue
-            for ref in refs:
-                message = self.reference_problem(ref.path, reader, itself=itself)
+            for ref_path, ref_text in refs:
+                message = self.reference_problem(ref_path, reader, itself=itself)
                 if message:
-                    self.problems.append(Problem(location, f"{ref.text}: {message}"))
+                    self.problems.append(Problem(location, f"{ref_text}: {message}"))
 
     def check_condition(self, logic: Any, path: JsonPath, reader: _Reader) -> None:
         """Operators, rules and vars at their exact place, then vars of the expanded logic."""
@@ -323,16 +338,28 @@ def _read_paths(op: str, args: list[Any], where: JsonPath) -> Iterator[tuple[Jso
                 yield var, (*where, op, 1, index)
 
 
-def _strings(value: Any, path: JsonPath) -> Iterator[tuple[str, JsonPath]]:
-    """Every string leaf of a JSON value with its path (dict keys are not templated)."""
+def _templated_strings(value: Any, path: JsonPath) -> list[tuple[str, JsonPath]]:
+    """Every string leaf holding ``${{`` with its path, in document order (dict keys
+    are not templated); paths are made only for those, not for every leaf."""
+    found: list[tuple[str, JsonPath]] = []
     if isinstance(value, str):
-        yield value, path
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, (*path, index))
+        if "${{" in value:
+            found.append((value, path))
+    elif isinstance(value, dict | list):
+        _collect_templated(value, path, found)
+    return found
+
+
+def _collect_templated(
+    value: dict[str, Any] | list[Any], path: JsonPath, found: list[tuple[str, JsonPath]]
+) -> None:
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, str):
+            if "${{" in item:
+                found.append((item, (*path, key)))
+        elif isinstance(item, dict | list):
+            _collect_templated(item, (*path, key), found)
 
 
 def _operations(logic: Any, path: JsonPath) -> Iterator[tuple[str, list[Any], JsonPath]]:

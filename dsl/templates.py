@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from dsl.errors import ExpressionError
 from dsl.values import JsonPath, JsonValue, copy_value, json_type
@@ -36,6 +36,7 @@ __all__ = [
     "lookup",
     "parse_path",
     "render",
+    "string_templates",
 ]
 
 ROOTS: tuple[str, ...] = ("input", "steps", "vars", "item", "index", "run")
@@ -190,8 +191,9 @@ class TemplateRef:
     location: JsonPath
 
 
-@dataclass(frozen=True)
-class _Template:
+class _Template(NamedTuple):
+    """A parsed template in a string (a tuple: made for every string rendered or checked)."""
+
     path: JsonPath
     text: str
 
@@ -275,10 +277,15 @@ def find_templates(value: JsonValue) -> list[TemplateRef]:
     for s, location in _walk_strings(value, ()):
         if _OPEN not in s:
             continue
-        for piece in _split(s):
-            if isinstance(piece, _Template):
-                refs.append(TemplateRef(piece.path, piece.text, location))
+        for path, text in string_templates(s):
+            refs.append(TemplateRef(path, text, location))
     return refs
+
+
+def string_templates(s: str) -> list[tuple[JsonPath, str]]:
+    """The (path, text) of each template in one string, in order; malformed ones raise
+    as `find_templates` does (validation checks each string of a definition)."""
+    return [(piece.path, piece.text) for piece in _split(s) if isinstance(piece, _Template)]
 
 
 # ------------------------------------------------------------------ lookup, render
