@@ -50,7 +50,9 @@ class Scope:
         return list(self.graph.predecessors(step_id))
 
     def roots(self) -> list[str]:
-        return [s for s in self.order if self.graph.in_degree(s) == 0]
+        """Steps with no prerequisites, in order (not `in_degree`: see the sort below)."""
+        predecessors = self.graph.pred
+        return [s for s in self.order if not predecessors[s]]
 
 
 @dataclass
@@ -302,8 +304,13 @@ def _source_ordered_topological_sort(scope: Scope) -> list[str] | None:
     """
     names = list(scope.steps)
     position = {step_id: index for index, step_id in enumerate(names)}
-    successors = dict(scope.graph.adjacency())  # the graph's own dicts: read only
-    waiting = dict(scope.graph.in_degree())
+    # The graph's own dicts (read only). Not `in_degree`: that view, cached on the
+    # graph, refers back to it, and the cycle left whole graphs to the collector.
+    successors = dict(scope.graph.adjacency())
+    waiting = dict.fromkeys(names, 0)
+    for dependents in successors.values():
+        for dependent in dependents:
+            waiting[dependent] += 1
     ready = [position[step_id] for step_id, degree in waiting.items() if degree == 0]
     heapq.heapify(ready)
     pop, push = heapq.heappop, heapq.heappush
