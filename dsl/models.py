@@ -170,10 +170,12 @@ class RetryPolicy(Model):
         """The seed format writes intervals as milliseconds (``initialInterval: 1000``)."""
         if not isinstance(data, dict):
             return data
-        converted = dict(data)
+        converted = data  # copied only when a value changes: most policies have none
         for key in ("initial_interval", "initialInterval", "maximum_interval", "maximumInterval"):
-            value = converted.get(key)
+            value = data.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
+                if converted is data:
+                    converted = dict(data)
                 converted[key] = f"{value}ms"
         return converted
 

@@ -151,6 +151,8 @@ def _outside_problems(
                 ("policies", index),
                 f"unknown policy {policy!r}{suggest(policy, list(POLICIES))} (known: {known})",
             )
+    if catalog is None and activities is None:
+        return  # nothing below can find a problem
     for step in graph.all_steps():
         path = graph.paths[step.id]
         if (
