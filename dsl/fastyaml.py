@@ -113,8 +113,8 @@ _FLOW_TOKEN = re.compile(
 _FLOW_END = re.compile(r" *| +#.*")
 
 _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
-_EMPTY = object()
-"""A key or item with nothing after it on its line: a nested block or null follows."""
+_UNSEEN: Any = object()
+"""The key cache's answer for a key not seen before."""
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -177,60 +177,32 @@ def _translate_flow(text: str) -> str:
     return "".join(pieces)
 
 
-class _Reader:
-    """The state of one document: open blocks, the value budget, translated flows."""
+def _flow(rest: str, flows: dict[str, str]) -> Any:
+    """A one-line flow collection that is not plain JSON, translated once per text."""
+    text = flows.get(rest)
+    if text is None:
+        text = flows[rest] = _as_json(rest)
+    value, end = _scan(text, 0)
+    if end != len(text):
+        raise _Refused
+    return value
 
-    def __init__(self, max_depth: int, max_nodes: int) -> None:
-        self.max_depth = max_depth
-        self.nodes_left = max_nodes
-        self.flows: dict[str, str] = {}
 
-    def flow(self, rest: str, depth: int) -> Any:
-        """A one-line flow collection; its depth and size are bounded by its brackets.
-
-        JSON without escapes is read as it is (YAML reads it the same way); short,
-        so that no key nears libyaml's 1024-character limit for implicit keys.
-        """
-        closing = rest.count("]") + rest.count("}")
-        if depth + closing >= self.max_depth - 1:
+def _scalar(rest: str) -> Any:
+    """A quoted or plain scalar that ends a line (a comment may follow)."""
+    first = rest[0]
+    if first == '"' or first == "'":
+        match = _QUOTED_VALUE.fullmatch(rest)
+        if match is None:
             raise _Refused
-        self.nodes_left -= rest.count(",") + 2 * closing
-        text = self.flows.get(rest)
-        if text is None and "\\" not in rest and len(rest) <= 1000:
-            try:
-                value, end = _scan(rest, 0)
-            except (StopIteration, ValueError):
-                pass
-            else:
-                if end == len(rest) or _FLOW_END.fullmatch(rest, end) is not None:
-                    return value
-        if text is None:
-            text = self.flows[rest] = _as_json(rest)
-        value, end = _scan(text, 0)
-        if end != len(text):
-            raise _Refused
-        return value
-
-    def value(self, rest: str, depth: int) -> Any:
-        """The value that ends a line (after ``key:`` or ``- ``), or `_EMPTY`."""
-        first = rest[:1]
-        if first == "" or first == "#":
-            return _EMPTY
-        if first == "{" or first == "[":
-            return self.flow(rest, depth)
-        self.nodes_left -= 1
-        if first == '"' or first == "'":
-            match = _QUOTED_VALUE.fullmatch(rest)
-            if match is None:
-                raise _Refused
-            return _decode_quoted(match[1])
-        if first in _INDICATORS and (first != "-" or rest[1:2] in ("", " ")):
-            raise _Refused
-        cut = rest.find(" #")
-        text = (rest if cut < 0 else rest[:cut]).rstrip(" ")
-        if ": " in text or text[-1] == ":":
-            raise _Refused
-        return resolve_plain(text)
+        return _decode_quoted(match[1])
+    if first in _INDICATORS and (first != "-" or rest[1:2] in ("", " ")):
+        raise _Refused
+    cut = rest.find(" #")
+    text = (rest if cut < 0 else rest[:cut]).rstrip(" ")
+    if ": " in text or text[-1] == ":":
+        raise _Refused
+    return resolve_plain(text)
 
 
 def load_block_yaml(text: str, max_depth: int, max_nodes: int) -> Any | None:
@@ -238,7 +210,7 @@ def load_block_yaml(text: str, max_depth: int, max_nodes: int) -> Any | None:
     if not _safe_characters(text):
         return None
     try:
-        return _read(text, _Reader(max_depth, max_nodes))
+        return _read(text, max_depth, max_nodes)
     except (_Refused, ValueError, StopIteration, RecursionError):
         return None
 
@@ -249,107 +221,156 @@ def _safe_characters(text: str) -> bool:
     return _UNSAFE.search(text) is None
 
 
-def _read(text: str, reader: _Reader) -> Any:
+def _read(text: str, max_depth: int, max_nodes: int) -> Any:
     """Block structure from the lines; each frame is [indent, container, pending, indentless].
 
-    `pending` is the key (or True for a ``-``) whose value is on the next lines.
+    `pending` is the key (or True for a ``-``) whose value is on the next lines; the
+    top frame's parts are also kept in locals, the loop runs once per line.
+
+    A flow collection on a line is first read as JSON (YAML reads JSON without
+    escapes the same way; short, so that no key nears libyaml's 1024-character limit
+    for implicit keys), else translated. Its nesting and its values are bounded by
+    its length and, when that is not enough, by its brackets and commas.
     """
+    if max_depth < 2:
+        raise _Refused
     stack: list[list[Any]] = []
+    top: list[Any] = [-1, None, None, False]
+    indent = -1
     root: Any = None
     started = False
+    nodes = 0
+    flow_chars = 0
+    flow_texts: list[str] = []
     keys: dict[str, str | None] = {}
+    flows: dict[str, str] = {}
+    scan = _scan
     for line in text.split("\n"):
         body = line.lstrip(" ")
         if not body or body[0] == "#":
             continue  # blank or comment
         column = len(line) - len(body)
         dash = 0
-        if body[0] == "-" and (len(body) == 1 or body[1] == " "):
-            rest = body[1:].lstrip(" ")
-            dash = len(body) - len(rest)
-            body = rest
-        elif body == "---" and not column and not started and root is None:
-            started = True
-            continue
+        if body[0] == "-":
+            if len(body) == 1 or body[1] == " ":
+                rest = body[1:].lstrip(" ")
+                dash = len(body) - len(rest)
+                body = rest
+            elif body == "---" and not column and not started and root is None:
+                started = True
+                continue
         raw, colon, rest = body.partition(": ")
-        if not colon and body[-1:] == ":":
-            raw, colon, rest = body[:-1], ":", ""
-        name = keys.get(raw, "") if colon else None
-        if name == "":
+        if colon:
+            name = keys.get(raw, _UNSEEN)
+            if rest[:1] == " ":
+                rest = rest.lstrip(" ")
+        elif body[-1:] == ":":
+            raw, rest = body[:-1], ""
+            name = keys.get(raw, _UNSEEN)
+        else:
+            name = None
+        if name is _UNSEEN:
             name = keys[raw] = _key(raw)
         if name is None:
             if not dash:
                 raise _Refused  # a bare scalar, a continuation line, a marker...
             rest = body
-        else:
-            rest = rest.lstrip(" ")
         if root is None:
-            if reader.max_depth < 2:
-                raise _Refused
             root = [] if dash else {}
-            stack.append([column, root, None, False])
-            reader.nodes_left -= 1
-        top = stack[-1]
-        if top[2] is not None:  # the previous line left a value open
-            if column > top[0] or (column == top[0] and dash and type(top[1]) is dict):
+            top = [column, root, None, False]
+            stack.append(top)
+            indent = column
+            nodes += 1
+        elif top[2] is not None:  # the previous line left a value open
+            if column > indent or (column == indent and dash and type(top[1]) is dict):
                 opened: Any = [] if dash else {}
                 if type(top[1]) is dict:
                     top[1][top[2]] = opened
                 else:
                     top[1].append(opened)
                 top[2] = None
-                if len(stack) >= reader.max_depth - 1:
+                if len(stack) >= max_depth - 1:
                     raise _Refused
-                reader.nodes_left -= 1
-                stack.append([column, opened, None, column == top[0]])
+                nodes += 1
+                top = [column, opened, None, column == indent]
+                stack.append(top)
+                indent = column
             else:
                 if type(top[1]) is list:
                     top[1].append(None)
                 top[2] = None  # a key's None is in place already
-                reader.nodes_left -= 1
-        while stack[-1][0] > column or (stack[-1][3] and stack[-1][0] == column and not dash):
+                nodes += 1
+        while indent > column or (top[3] and indent == column and not dash):
             stack.pop()
             if not stack:
                 raise _Refused
-        top = stack[-1]
-        if top[0] != column:
+            top = stack[-1]
+            indent = top[0]
+        if indent != column:
             raise _Refused
+        container = top[1]
         if dash:
-            items = top[1]
-            if type(items) is not list:
+            if type(container) is not list:
                 raise _Refused
-            if name is None:
-                value = reader.value(rest, len(stack))
-                if value is _EMPTY:
-                    top[2] = True
-                else:
-                    items.append(value)
-                continue
-            mapping: dict[str, Any] = {}
-            items.append(mapping)
-            if len(stack) >= reader.max_depth - 1:
-                raise _Refused
-            reader.nodes_left -= 1
-            top = [column + dash, mapping, None, False]
-            stack.append(top)
-        mapping = top[1]
-        if type(mapping) is not dict or name is None or name in mapping:
+            if name is not None:  # "- key: ...": a mapping starts in the item
+                if len(stack) >= max_depth - 1:
+                    raise _Refused
+                nodes += 1
+                mapping: dict[str, Any] = {}
+                container.append(mapping)
+                container = mapping
+                top = [column + dash, mapping, None, False]
+                stack.append(top)
+                indent = column + dash
+        elif type(container) is not dict:
+            raise _Refused
+        if name is not None and name in container:
             raise _Refused  # a duplicate key: the event road says where
-        value = reader.value(rest, len(stack))
-        if value is _EMPTY:
-            mapping[name] = None  # keeps the key's place; the value comes later
-            top[2] = name
+        first = rest[:1]
+        if first == "{" or first == "[":
+            size = len(rest)
+            if len(stack) + size // 2 >= max_depth - 1:  # each level takes two brackets
+                closing = rest.count("]") + rest.count("}")
+                if len(stack) + closing >= max_depth - 1:
+                    raise _Refused
+            flow_chars += size  # each value takes a character
+            flow_texts.append(rest)
+            value = _UNSEEN
+            if "\\" not in rest and size <= 1000 and rest not in flows:
+                try:
+                    value, end = scan(rest, 0)
+                except (StopIteration, ValueError):
+                    value = _UNSEEN
+                else:
+                    if end != size and _FLOW_END.fullmatch(rest, end) is None:
+                        value = _UNSEEN
+            if value is _UNSEEN:
+                value = _flow(rest, flows)
+        elif not first or first == "#":
+            if name is None:
+                top[2] = True
+            else:
+                container[name] = None  # keeps the key's place; the value comes later
+                top[2] = name
+            continue
         else:
-            mapping[name] = value
+            nodes += 1
+            value = _scalar(rest)
+        if name is None:
+            container.append(value)
+        else:
+            container[name] = value
     if root is None:
         raise _Refused
-    top = stack[-1]
     if top[2] is not None:
         if type(top[1]) is list:
             top[1].append(None)
-        reader.nodes_left -= 1
-    if reader.nodes_left < 0:
-        raise _Refused
+        nodes += 1
+    if nodes + flow_chars > max_nodes:
+        joined = "".join(flow_texts)
+        flow_values = joined.count(",") + 2 * (joined.count("]") + joined.count("}"))
+        if nodes + flow_values > max_nodes:
+            raise _Refused
     return root
 
 
