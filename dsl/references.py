@@ -59,7 +59,7 @@ class _Reader:
 
     __slots__ = ("in_foreach", "on_failure", "step_id")
 
-    def __init__(self, step_id: str | None, *, in_foreach: bool, on_failure: bool) -> None:
+    def __init__(self, step_id: str | None, in_foreach: bool, on_failure: bool) -> None:
         self.step_id = step_id
         self.in_foreach = in_foreach
         self.on_failure = on_failure
@@ -67,7 +67,7 @@ class _Reader:
     @classmethod
     def run_output(cls) -> _Reader:
         """The definition's ``output``: read after the run, so any step may be named."""
-        return cls(None, in_foreach=False, on_failure=False)
+        return cls(None, False, False)
 
     def describe(self) -> str:
         return f"step {self.step_id!r}" if self.step_id else "the run's output"
@@ -111,22 +111,24 @@ class _Checker:
     def upstream(self, target: str, reader: _Reader) -> bool:
         """Whether `target` has finished whenever the reader runs."""
         scope_of = self.graph.scope_of
-        if target not in scope_of:
+        target_home = scope_of.get(target)
+        if target_home is None:
             return False
-        if reader.step_id is None:
-            return scope_of[target] != ON_FAILURE or reader.on_failure
-        current: str | None = reader.step_id
+        current = reader.step_id
+        if current is None:
+            return target_home != ON_FAILURE or reader.on_failure
+        bit = self.index.get(target)
         while current is not None:
             home = scope_of[current]
-            if home == ON_FAILURE and scope_of[target] != ON_FAILURE:
+            if home == ON_FAILURE and target_home != ON_FAILURE:
                 return True
-            bit = self.index.get(target)
+            scope = self.graph.scopes[home]
             if bit is not None and current in self.index:
-                if self.graph.scopes[home].graph.has_edge(target, current):
+                if scope.graph.has_edge(target, current):
                     return True  # a direct prerequisite: no need for the bits
                 if (self.ancestors[current] >> bit) & 1:
                     return True
-            current = self.graph.scopes[home].parent
+            current = scope.parent
         return False
 
     def scopes_around(self, step_id: str) -> list[str]:
@@ -159,7 +161,7 @@ class _Checker:
     def check_step(self, step: Step, *, in_foreach: bool, on_failure: bool) -> None:
         """Templates and conditions of one step, read by it (its scope's facts given)."""
         path = self.graph.paths[step.id]
-        reader = _Reader(step.id, in_foreach=in_foreach, on_failure=on_failure)
+        reader = _Reader(step.id, in_foreach, on_failure)
         if step.when is not None:
             self.check_condition(step.when, (*path, "when"), reader)
         if isinstance(step, TaskStep):

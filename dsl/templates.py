@@ -284,7 +284,15 @@ def find_templates(value: JsonValue) -> list[TemplateRef]:
 
 def string_templates(s: str) -> list[tuple[JsonPath, str]]:
     """The (path, text) of each template in one string, in order; malformed ones raise
-    as `find_templates` does (validation checks each string of a definition)."""
+    as `find_templates` does (validation checks each string of a definition).
+
+    A string that is one dotted template (``${{ steps.a.output }}``, the usual case)
+    is read at once: what `_split` would make of it, without the scan.
+    """
+    if s.startswith(_OPEN) and s.endswith(_CLOSE):
+        dotted = _DOTTED.fullmatch(s, len(_OPEN), len(s) - len(_CLOSE))
+        if dotted is not None:
+            return [(tuple(dotted[1].split(".")), s)]
     return [(piece.path, piece.text) for piece in _split(s) if isinstance(piece, _Template)]
 
 

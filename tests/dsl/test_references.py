@@ -41,7 +41,7 @@ def _check_every_pair(graph: WorkflowGraph) -> None:
     steps = list(graph.scope_of)
     for reader in steps:
         for target in [*steps, "nowhere"]:
-            got = checker.upstream(target, _Reader(reader, in_foreach=False, on_failure=False))
+            got = checker.upstream(target, _Reader(reader, False, False))
             assert got is _expected_upstream(graph, target, reader), (reader, target)
 
 
@@ -96,7 +96,7 @@ def test_upstream_through_parallel_and_foreach_scopes() -> None:
     assert not problems
     _check_every_pair(graph)
     checker = _Checker(graph)
-    reader = _Reader("each", in_foreach=True, on_failure=False)
+    reader = _Reader("each", True, False)
     assert checker.upstream("a", reader)  # two scopes out, two steps up
     assert not checker.upstream("c", reader)
     assert checker._ancestors is not None  # a read beyond a direct prerequisite
@@ -110,11 +110,11 @@ def test_direct_prerequisites_need_no_ancestry_bits() -> None:
     graph, _ = build_graph(Definition.model_validate({"name": "chain", "steps": steps}))
     checker = _Checker(graph)
     for i in range(1, 50):
-        reader = _Reader(f"s{i}", in_foreach=False, on_failure=False)
+        reader = _Reader(f"s{i}", False, False)
         assert checker.upstream(f"s{i - 1}", reader)
     assert checker._ancestors is None
-    assert checker.upstream("s0", _Reader("s49", in_foreach=False, on_failure=False))
-    assert not checker.upstream("s49", _Reader("s0", in_foreach=False, on_failure=False))
+    assert checker.upstream("s0", _Reader("s49", False, False))
+    assert not checker.upstream("s49", _Reader("s0", False, False))
 
 
 def _every_string(value: Any, path: JsonPath) -> Iterator[tuple[str, JsonPath]]:

@@ -13,6 +13,8 @@ from dsl.errors import ExpressionError
 from dsl.templates import (
     ROOTS,
     TemplateRef,
+    _split,
+    _Template,
     check_root,
     find_templates,
     format_path,
@@ -20,6 +22,7 @@ from dsl.templates import (
     lookup,
     parse_path,
     render,
+    string_templates,
 )
 from dsl.values import JsonPath, JsonValue
 from tests.dsl.run_context import CONTEXT
@@ -391,3 +394,26 @@ def test_render_is_deterministic() -> None:
     first = json.dumps(render(value, CONTEXT))
     for _ in range(3):
         assert json.dumps(render(value, CONTEXT)) == first
+
+
+def _split_templates(s: str) -> list[tuple[JsonPath, str]] | str:
+    """What the general scanner makes of `s` (or its error), to compare the shortcut with."""
+    try:
+        return [(p.path, p.text) for p in _split(s) if isinstance(p, _Template)]
+    except ExpressionError as exc:
+        return str(exc)
+
+
+_TEMPLATE_PARTS = st.sampled_from(
+    ["${{", "}}", " ", "steps", ".", "a", "-", "_", "1", "[0]", '"', "'", "$", "{", "}", "x y"]
+)
+
+
+@given(st.lists(_TEMPLATE_PARTS, max_size=8).map("".join))
+def test_one_string_reads_as_the_general_scanner_reads_it(body: str) -> None:
+    for s in (body, f"${{{{{body}}}}}", f"${{{{ {body} }}}}"):
+        try:
+            got: list[tuple[JsonPath, str]] | str = string_templates(s)
+        except ExpressionError as exc:
+            got = str(exc)
+        assert got == _split_templates(s)
