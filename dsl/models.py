@@ -155,29 +155,29 @@ JsonData = Annotated[
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
+def _bare_number_is_milliseconds(value: Any) -> Any:
+    """The seed format writes retry intervals as milliseconds (``initialInterval: 1000``).
+
+    On the two fields rather than the model: a validator per policy was a sixth of
+    validating a 10,000-step definition.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value}ms"
+    return value
+
+
+IntervalDuration = Annotated[Duration, BeforeValidator(_bare_number_is_milliseconds)]
+"""A duration where a bare number is milliseconds (runs before `parse_duration`)."""
+
+
 class RetryPolicy(Model):
     """How Temporal retries a step; unset fields take Temporal's defaults."""
 
-    initial_interval: Duration | None = None
+    initial_interval: IntervalDuration | None = None
     backoff_coefficient: Annotated[float, Field(ge=1.0)] | None = None
-    maximum_interval: Duration | None = None
+    maximum_interval: IntervalDuration | None = None
     maximum_attempts: Annotated[int, Field(ge=0)] | None = None
     non_retryable_error_types: list[str] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare_numbers_are_milliseconds(cls, data: Any) -> Any:
-        """The seed format writes intervals as milliseconds (``initialInterval: 1000``)."""
-        if not isinstance(data, dict):
-            return data
-        converted = data  # copied only when a value changes: most policies have none
-        for key in ("initial_interval", "initialInterval", "maximum_interval", "maximumInterval"):
-            value = data.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                if converted is data:
-                    converted = dict(data)
-                converted[key] = f"{value}ms"
-        return converted
 
 
 class StepDefaults(Model):

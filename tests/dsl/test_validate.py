@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from dsl.errors import DefinitionError
-from dsl.models import TaskStep
+from dsl.models import RetryPolicy, TaskStep
 from dsl.validate import validate_data, validate_file, validate_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,3 +241,47 @@ def test_an_unknown_key_is_never_suggested_as_itself() -> None:
     assert _messages("name: a\ntimeot: 1h\nsteps: [{id: x, action: echo}]\n") == [
         "d.yaml:2:1: error: unknown key 'timeot' (did you mean 'timeout'?)"
     ]
+
+
+def _milliseconds_first(data: Any) -> Any:
+    """What the model-level validator used to do before the fields saw the data."""
+    if not isinstance(data, dict):
+        return data
+    converted = dict(data)
+    for key in ("initial_interval", "initialInterval", "maximum_interval", "maximumInterval"):
+        value = converted.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            converted[key] = f"{value}ms"
+    return converted
+
+
+def _outcome(data: Any) -> Any:
+    try:
+        return RetryPolicy.model_validate(data)
+    except ValidationError as exc:
+        return [(e["type"], e["loc"], e["msg"], e["input"]) for e in exc.errors()]
+
+
+_INTERVAL_KEYS = ["initial_interval", "initialInterval", "maximum_interval", "maximumInterval"]
+_POLICY_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=False),
+    st.sampled_from(["1s", "250ms", "PT1S", "x", "", "1000"]),
+    st.lists(st.integers(), max_size=1),
+)
+
+
+@given(
+    st.one_of(
+        st.dictionaries(
+            st.sampled_from([*_INTERVAL_KEYS, "maximum_attempts", "backoffCoefficient", "other"]),
+            _POLICY_VALUES,
+            max_size=4,
+        ),
+        _POLICY_VALUES,
+    )
+)
+def test_retry_intervals_read_bare_numbers_as_milliseconds_as_before(data: Any) -> None:
+    assert _outcome(data) == _outcome(_milliseconds_first(data))
