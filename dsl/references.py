@@ -45,10 +45,12 @@ def check_references(graph: WorkflowGraph) -> list[Problem]:
     for scope in graph.scopes.values():
         if not scope.order and scope.steps:
             continue  # a cycle was already reported; ancestry is meaningless there
-        in_foreach = checker.in_foreach(scope.parent)
-        on_failure = checker.root_scope(scope) == ON_FAILURE
+        reader = _Reader(
+            None, checker.in_foreach(scope.parent), checker.root_scope(scope) == ON_FAILURE
+        )  # one per scope: what it may read depends on the scope, and on its step
         for step_id in scope.order:
-            checker.check_step(scope.steps[step_id], in_foreach=in_foreach, on_failure=on_failure)
+            reader.step_id = step_id
+            checker.check_step(scope.steps[step_id], reader)
     if graph.definition.output is not None:
         checker.check_value(graph.definition.output, ("output",), _Reader.run_output())
     return checker.problems
@@ -158,10 +160,9 @@ class _Checker:
 
     # ------------------------------------------------------------------ checks
 
-    def check_step(self, step: Step, *, in_foreach: bool, on_failure: bool) -> None:
-        """Templates and conditions of one step, read by it (its scope's facts given)."""
+    def check_step(self, step: Step, reader: _Reader) -> None:
+        """Templates and conditions of one step, read by it (`reader`)."""
         path = self.graph.paths[step.id]
-        reader = _Reader(step.id, in_foreach, on_failure)
         if step.when is not None:
             self.check_condition(step.when, (*path, "when"), reader)
         if isinstance(step, TaskStep):

@@ -259,7 +259,9 @@ def _outcome(data: Any) -> Any:
     try:
         return RetryPolicy.model_validate(data)
     except ValidationError as exc:
-        return [(e["type"], e["loc"], e["msg"], e["input"]) for e in exc.errors()]
+        # what messages are made of: an extra (second) spelling's "input" is no longer
+        # converted, and no message shows it
+        return [(e["type"], e["loc"], e["msg"]) for e in exc.errors()]
 
 
 _INTERVAL_KEYS = ["initial_interval", "initialInterval", "maximum_interval", "maximumInterval"]
