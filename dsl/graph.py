@@ -307,6 +307,12 @@ def _source_ordered_topological_sort(scope: Scope) -> list[str] | None:
     # The graph's own dicts (read only). Not `in_degree`: that view, cached on the
     # graph, refers back to it, and the cycle left whole graphs to the collector.
     successors = dict(scope.graph.adjacency())
+    if all(
+        position[dependent] > position[step_id]
+        for step_id, dependents in successors.items()
+        for dependent in dependents
+    ):
+        return names  # every edge points forward: each next step in the file is ready
     waiting = dict.fromkeys(names, 0)
     for dependents in successors.values():
         for dependent in dependents:

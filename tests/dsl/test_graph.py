@@ -109,8 +109,9 @@ def test_order_is_networkx_lexicographical_topological_order(data: st.DataObject
             else []
         )
         lines.append(f"  - {{id: {name}, action: echo, dependencies: [{', '.join(deps)}]}}")
-    # the file lists steps in a random order, not the topological one
-    shuffled = data.draw(st.permutations(lines[2:]))
+    # the file lists steps in a random order, not the topological one, or in that one
+    # (every edge forward: the sort takes a short cut)
+    shuffled = data.draw(st.permutations(lines[2:]) | st.just(lines[2:]))
     graph = validate_text("\n".join([*lines[:2], *shuffled]) + "\n", file="r.yaml").graph
     scope = graph.scopes[MAIN]
     position = {step_id: i for i, step_id in enumerate(scope.steps)}
