@@ -161,6 +161,8 @@ ACCEPTED = [
     "a: \u00e9t\u00e9 \U0001f600\n",
     "a: --x\nb: -1\nc: <<\nd: ~x\n",
     "k: [a  b, c   d]\n",
+    "a: x\xa0#c\n",  # no space before '#': no comment (a no-break space is no space)
+    "a: \xa0x\xa0\n",
 ]
 
 
