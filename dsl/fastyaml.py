@@ -222,10 +222,9 @@ def _safe_characters(text: str) -> bool:
 
 
 def _read(text: str, max_depth: int, max_nodes: int) -> Any:
-    """Block structure from the lines; each frame is [indent, container, pending, indentless].
-
-    `pending` is the key (or True for a ``-``) whose value is on the next lines; the
-    top frame's parts are also kept in locals, the loop runs once per line.
+    """Block structure from the lines: open blocks as (indent, container, indentless)
+    frames, the innermost also in locals, with the key (or True for a ``-``) whose
+    value is on the next lines; the loop runs once per line.
 
     A flow collection on a line is first read as JSON (YAML reads JSON without
     escapes the same way; short, so that no key nears libyaml's 1024-character limit
@@ -234,14 +233,15 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
     """
     if max_depth < 2:
         raise _Refused
-    stack: list[list[Any]] = []
-    top: list[Any] = [-1, None, None, False]
+    stack: list[tuple[int, Any, bool]] = []
     indent = -1
+    container: Any = None
+    indentless = False
+    pending: Any = None
     root: Any = None
     started = False
     nodes = 0
     flow_chars = 0
-    flow_texts: list[str] = []
     keys: dict[str, str | None] = {}
     flows: dict[str, str] = {}
     scan = _scan
@@ -276,39 +276,35 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
                 raise _Refused  # a bare scalar, a continuation line, a marker...
             rest = body
         if root is None:
-            root = [] if dash else {}
-            top = [column, root, None, False]
-            stack.append(top)
+            root = container = [] if dash else {}
             indent = column
+            stack.append((indent, container, False))
             nodes += 1
-        elif top[2] is not None:  # the previous line left a value open
-            if column > indent or (column == indent and dash and type(top[1]) is dict):
+        elif pending is not None:  # the previous line left a value open
+            if column > indent or (column == indent and dash and type(container) is dict):
                 opened: Any = [] if dash else {}
-                if type(top[1]) is dict:
-                    top[1][top[2]] = opened
+                if type(container) is dict:
+                    container[pending] = opened
                 else:
-                    top[1].append(opened)
-                top[2] = None
+                    container.append(opened)
                 if len(stack) >= max_depth - 1:
                     raise _Refused
                 nodes += 1
-                top = [column, opened, None, column == indent]
-                stack.append(top)
-                indent = column
+                indentless = column == indent
+                indent, container = column, opened
+                stack.append((indent, container, indentless))
             else:
-                if type(top[1]) is list:
-                    top[1].append(None)
-                top[2] = None  # a key's None is in place already
+                if type(container) is list:
+                    container.append(None)  # a key's None is in place already
                 nodes += 1
-        while indent > column or (top[3] and indent == column and not dash):
+            pending = None
+        while indent > column or (indentless and indent == column and not dash):
             stack.pop()
             if not stack:
                 raise _Refused
-            top = stack[-1]
-            indent = top[0]
+            indent, container, indentless = stack[-1]
         if indent != column:
             raise _Refused
-        container = top[1]
         if dash:
             if type(container) is not list:
                 raise _Refused
@@ -318,10 +314,8 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
                 nodes += 1
                 mapping: dict[str, Any] = {}
                 container.append(mapping)
-                container = mapping
-                top = [column + dash, mapping, None, False]
-                stack.append(top)
-                indent = column + dash
+                indent, container, indentless = column + dash, mapping, False
+                stack.append((indent, container, False))
         elif type(container) is not dict:
             raise _Refused
         if name is not None and name in container:
@@ -334,7 +328,6 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
                 if len(stack) + closing >= max_depth - 1:
                     raise _Refused
             flow_chars += size  # each value takes a character
-            flow_texts.append(rest)
             value = _UNSEEN
             if "\\" not in rest and size <= 1000 and rest not in flows:
                 try:
@@ -348,10 +341,10 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
                 value = _flow(rest, flows)
         elif not first or first == "#":
             if name is None:
-                top[2] = True
+                pending = True
             else:
                 container[name] = None  # keeps the key's place; the value comes later
-                top[2] = name
+                pending = name
             continue
         else:
             nodes += 1
@@ -362,13 +355,12 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
             container[name] = value
     if root is None:
         raise _Refused
-    if top[2] is not None:
-        if type(top[1]) is list:
-            top[1].append(None)
+    if pending is not None:
+        if type(container) is list:
+            container.append(None)
         nodes += 1
-    if nodes + flow_chars > max_nodes:
-        joined = "".join(flow_texts)
-        flow_values = joined.count(",") + 2 * (joined.count("]") + joined.count("}"))
+    if nodes + flow_chars > max_nodes:  # count again, by the commas and brackets anywhere
+        flow_values = text.count(",") + 2 * (text.count("]") + text.count("}"))
         if nodes + flow_values > max_nodes:
             raise _Refused
     return root
