@@ -48,8 +48,10 @@ def check_references(graph: WorkflowGraph) -> list[Problem]:
         reader = _Reader(
             None, checker.in_foreach(scope.parent), checker.root_scope(scope) == ON_FAILURE
         )  # one per scope: what it may read depends on the scope, and on its step
+        prerequisites = dict(scope.graph.reverse(copy=False).adjacency())  # its own dicts
         for step_id in scope.order:
             reader.step_id = step_id
+            reader.prerequisites = prerequisites[step_id]
             checker.check_step(scope.steps[step_id], reader)
     if graph.definition.output is not None:
         checker.check_value(graph.definition.output, ("output",), _Reader.run_output())
@@ -59,12 +61,14 @@ def check_references(graph: WorkflowGraph) -> list[Problem]:
 class _Reader:
     """Who reads a value, which decides what it may name."""
 
-    __slots__ = ("in_foreach", "on_failure", "step_id")
+    __slots__ = ("in_foreach", "on_failure", "prerequisites", "step_id")
 
     def __init__(self, step_id: str | None, in_foreach: bool, on_failure: bool) -> None:
         self.step_id = step_id
         self.in_foreach = in_foreach
         self.on_failure = on_failure
+        self.prerequisites: Mapping[str, Any] = {}
+        """The reader step's direct prerequisites (read only): always upstream of it."""
 
     @classmethod
     def run_output(cls) -> _Reader:
@@ -203,6 +207,13 @@ class _Checker:
                 self.problems.append(Problem(location, str(exc)))
                 continue
             for ref_path, ref_text in refs:
+                if (
+                    len(ref_path) > 2
+                    and ref_path[0] == "steps"
+                    and ref_path[1] in reader.prerequisites
+                    and ref_path[2] in STEP_FIELDS
+                ):
+                    continue  # what `reference_problem` says of a direct prerequisite: fine
                 message = self.reference_problem(ref_path, reader, itself=itself)
                 if message:
                     self.problems.append(Problem(location, f"{ref_text}: {message}"))

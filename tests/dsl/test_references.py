@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import networkx as nx
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from dsl.graph import ON_FAILURE, WorkflowGraph, build_graph
 from dsl.models import Definition
-from dsl.references import _Checker, _Reader, _templated_strings
+from dsl.references import _Checker, _Reader, _templated_strings, check_references
 from dsl.values import JsonPath
 from tests.dsl.test_properties import JSON_VALUES, valid_definitions
 
@@ -134,3 +135,30 @@ def test_templated_strings_are_the_strings_with_templates_in_document_order(valu
     assert _templated_strings(value, ("at",)) == expected
     assert _templated_strings("${{ x }}", ("at",)) == [("${{ x }}", ("at",))]
     assert _templated_strings(3, ("at",)) == []
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("${{ steps.a.output.x }}", None),
+        ("${{ steps.a.status }}", None),
+        ("${{ steps.a.outputs }}", "after steps.a comes one of output, status, error"),
+        ("${{ steps.a }}", "after steps.a comes one of output, status, error"),
+        ("${{ steps.c.output }}", "step 'c' is not upstream of step 'b'"),
+    ],
+)
+def test_reads_of_a_direct_prerequisite_are_checked_like_any_other(
+    template: str, message: str | None
+) -> None:
+    steps = [
+        {"id": "a", "action": "echo"},
+        {"id": "b", "action": "echo", "dependencies": ["a"], "parameters": {"x": template}},
+        {"id": "c", "action": "echo"},
+    ]
+    graph, _ = build_graph(Definition.model_validate({"name": "d", "steps": steps}))
+    problems = check_references(graph)
+    if message is None:
+        assert problems == []
+    else:
+        assert [p.path for p in problems] == [("steps", 1, "parameters", "x")]
+        assert message in problems[0].message
