@@ -35,7 +35,10 @@ def parse_duration(value: object, *, bare_unit: Literal["s", "ms"] = "s") -> tim
         raise ValueError(f"a duration is a string such as '10s', not {type(value).__name__}")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # 1e14 seconds, "inf": was a crash, not a message
+        raise ValueError("a duration cannot be longer than 999999999 days") from None
 
 
 def _parse_text(text: str) -> float:

@@ -287,3 +287,10 @@ _POLICY_VALUES = st.one_of(
 )
 def test_retry_intervals_read_bare_numbers_as_milliseconds_as_before(data: Any) -> None:
     assert _outcome(data) == _outcome(_milliseconds_first(data))
+
+
+@pytest.mark.parametrize("timeout", [86400000000000.0, "inf", "100000000000000d"])
+def test_a_duration_too_long_for_python_is_a_message_not_a_crash(timeout: Any) -> None:
+    definition = {"name": "d", "steps": [{"id": "a", "action": "echo", "timeout": timeout}]}
+    with pytest.raises(DefinitionError, match="longer than 999999999 days"):
+        validate_data(definition)
