@@ -318,6 +318,21 @@ class FailStep(StepBase):
     error_type: str = "WorkflowFailed"
 
 
+class SucceedStep(StepBase):
+    """Ends the run COMPLETED at once: running steps are cancelled, no compensation."""
+
+    type: Literal["succeed"]
+    output: JsonData = Field(
+        default=None,
+        description="The run's output; without it, the outputs of the completed top-level steps",
+    )
+
+    @property
+    def has_output(self) -> bool:
+        """Whether the definition gave `output` (``output: null`` included)."""
+        return "output" in self.model_fields_set
+
+
 STEP_TYPES: dict[str, type[StepBase]] = {
     "task": TaskStep,
     "decision": DecisionStep,
@@ -328,6 +343,7 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "signal": SignalStep,
     "set": SetStep,
     "fail": FailStep,
+    "succeed": SucceedStep,
 }
 
 
@@ -347,7 +363,8 @@ Step = Annotated[
     | Annotated[WaitStep, Tag("wait")]
     | Annotated[SignalStep, Tag("signal")]
     | Annotated[SetStep, Tag("set")]
-    | Annotated[FailStep, Tag("fail")],
+    | Annotated[FailStep, Tag("fail")]
+    | Annotated[SucceedStep, Tag("succeed")],
     Discriminator(_step_type),
 ]
 

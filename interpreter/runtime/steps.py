@@ -27,13 +27,21 @@ from dsl.models import (
     SignalStep,
     Step,
     SubworkflowStep,
+    SucceedStep,
     TaskStep,
     WaitStep,
 )
 from dsl.policies import StepSettings, base_settings, step_settings
 from dsl.templates import render
 from interpreter.runtime.children import ChildWorkflows
-from interpreter.runtime.outcomes import Frame, Outcome, StepFailed, step_summary, temporal_retry
+from interpreter.runtime.outcomes import (
+    Frame,
+    Outcome,
+    RunSucceeded,
+    StepFailed,
+    step_summary,
+    temporal_retry,
+)
 
 __all__ = ["FOREACH_BATCH_THRESHOLD", "StepTypes"]
 
@@ -80,6 +88,9 @@ class StepTypes(ChildWorkflows):
             assert isinstance(values, dict)
             self.context["vars"].update(values)
             return values
+        if isinstance(step, SucceedStep):
+            output = render(step.output, frame.context) if step.has_output else None
+            raise RunSucceeded(step, output, has_output=step.has_output)
         message = render(step.message, frame.context)
         raise StepFailed(step, {"type": step.error_type, "message": str(message)})
 

@@ -69,6 +69,7 @@ from interpreter.runtime.gate import Deferred, StartGate
 from interpreter.runtime.outcomes import (
     Frame,
     Outcome,
+    RunSucceeded,
     RunTimedOut,
     StepFailed,
     Tally,
@@ -260,6 +261,9 @@ class DslWorkflow(StepTypes):
             result = self._output(outputs)
         except ContinueAsNew:
             await self._continue_as_new(run)
+        except RunSucceeded as succeeded:  # no compensation, no on_failure
+            self._finish_run("COMPLETED")
+            return succeeded.output if succeeded.has_output else self._completed_top_level()
         except RunTimedOut as timed_out:
             await self._undo(timed_out.error)
             self._finish_run("FAILED")
@@ -417,6 +421,15 @@ class DslWorkflow(StepTypes):
         self.progress.update(key, "failed", workflow.now(), error=failure, attempts=1)
         self._show()
 
+    def _completed_top_level(self) -> dict[str, Any]:
+        """`{step id: output}` of the top-level steps that completed, in graph order."""
+        states = self.context["steps"]
+        return {
+            step_id: states[step_id]["output"]
+            for step_id in self.graph.main.order
+            if states.get(step_id, {}).get("status") == "completed"
+        }
+
     def _output(self, outputs: dict[str, Any]) -> Any:
         if self.definition.output is None:
             return outputs
@@ -538,7 +551,11 @@ class DslWorkflow(StepTypes):
         running: dict[str, asyncio.Task[None]] = {}
 
         async def report(key: str, run: Callable[[], Awaitable[Outcome]]) -> None:
-            queue.put_nowait((key, await run()))
+            try:
+                outcome = await run()
+            except RunSucceeded as succeeded:
+                outcome = Outcome("completed", succeeded=succeeded)
+            queue.put_nowait((key, outcome))
 
         try:
             while not work.met():
@@ -564,6 +581,8 @@ class DslWorkflow(StepTypes):
                 if outcome is None:
                     continue  # resumed
                 running.pop(key)
+                if outcome.succeeded is not None:
+                    raise outcome.succeeded  # the siblings are cancelled below
                 work.settle(key, outcome)
         except GeneratorExit:
             raise  # evicted from the worker's cache: nothing may be awaited any more
@@ -604,6 +623,10 @@ class DslWorkflow(StepTypes):
                 output = await self._execute(step, frame)
         except Deferred:
             return Outcome("skipped", deferred=True)
+        except RunSucceeded as succeeded:  # this step, or one inside it, ended the run
+            own = succeeded.output if succeeded.step is step else None
+            self._record(step, frame, "completed", output=own)
+            raise
         except asyncio.CancelledError:
             self._record(step, frame, "cancelled")
             raise

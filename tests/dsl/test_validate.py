@@ -237,3 +237,30 @@ def test_an_unknown_key_is_never_suggested_as_itself() -> None:
     assert _messages("name: a\ntimeot: 1h\nsteps: [{id: x, action: echo}]\n") == [
         "d.yaml:2:1: error: unknown key 'timeot' (did you mean 'timeout'?)"
     ]
+
+
+def test_succeed_is_refused_where_it_cannot_end_the_run_as_one() -> None:
+    assert _messages(
+        "name: a\nsteps:\n"
+        "  - {id: each, type: foreach, items: [1], step: {id: done, type: succeed}}\n"
+        "on_failure:\n  - {id: fine, type: succeed}\n"
+    ) == [
+        "d.yaml:3:66: error: a succeed step cannot be inside a foreach body: it would end the "
+        "whole run from one item; let the foreach finish, then decide",
+        "d.yaml:5:22: error: a succeed step cannot be in on_failure: on_failure cannot change "
+        "the run's error",
+    ]
+    assert _messages(
+        "name: a\nsteps:\n  - {id: x, action: echo}\n"
+        "  - {id: done, type: succeed, output: '${{ steps.x.output }}'}\n"
+    ) == [
+        "d.yaml:4:39: error: ${{ steps.x.output }}: step 'x' is not upstream of step 'done'; "
+        "add 'x' to the dependencies of 'done'"
+    ]
+    checked = validate_text(
+        "name: a\nsteps:\n  - {id: x, action: echo}\n"
+        "  - {id: done, type: succeed, dependencies: [x], output: null}\n"
+        "  - {id: also, type: succeed}\n"
+    )
+    done, also = checked.definition.steps[1:]
+    assert (done.type, done.has_output, also.has_output) == ("succeed", True, False)  # type: ignore[union-attr]

@@ -1,0 +1,96 @@
+"""Control flow on a real Temporal dev server (docs/language.md): `succeed`.
+
+Each construct of issue 12 gets its tests here as it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from tests.support.runs import DEFINITIONS, start, statuses
+
+pytestmark = pytest.mark.integration
+
+
+async def test_succeed_ends_the_run_completed_at_once(client: Client, worker: str) -> None:
+    """Running steps are cancelled; no compensation, no on_failure; its `output` is the
+    run's output."""
+    handle = await start(
+        client,
+        worker,
+        """
+name: early-exit
+steps:
+  - id: book
+    action: echo
+    parameters: {booked: 1}
+    compensate: {action: echo, parameters: {undo: 1}}
+  - {id: slow, action: sleep, parameters: {seconds: 60}}
+  - {id: done, type: succeed, dependencies: [book], output: {booked: '${{ steps.book.output.booked }}'}}
+  - {id: never, action: echo, dependencies: [done]}
+output: {unused: true}
+on_failure: [{id: alert, action: echo}]
+""",
+    )
+    async with asyncio.timeout(30):
+        assert await handle.result() == {"booked": 1}
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    answer = await handle.query("status")
+    assert answer["status"] == "COMPLETED"
+    assert {k: s["status"] for k, s in answer["steps"].items()} == {
+        "book": "completed",
+        "slow": "cancelled",
+        "done": "completed",
+        "never": "cancelled",
+    }
+    assert answer["steps"]["never"]["started_at"] is None
+
+
+async def test_succeed_in_a_branch_ends_the_whole_run(client: Client, worker: str) -> None:
+    """Without `output`, the run's output is that of the completed top-level steps."""
+    handle = await start(
+        client,
+        worker,
+        """
+name: branch-exit
+steps:
+  - {id: first, action: echo, parameters: {n: 1}}
+  - id: par
+    type: parallel
+    dependencies: [first]
+    branches:
+      - name: quick
+        steps: [{id: stop, type: succeed}]
+      - name: slow
+        steps: [{id: nap, action: sleep, parameters: {seconds: 60}}]
+  - {id: after, action: echo, dependencies: [par]}
+""",
+    )
+    async with asyncio.timeout(30):
+        assert await handle.result() == {"first": {"n": 1}, "par": None}
+    assert await statuses(handle) == {
+        "first": "completed",
+        "par": "completed",
+        "stop": "completed",
+        "nap": "cancelled",
+        "after": "cancelled",
+    }
+
+
+@pytest.mark.parametrize(
+    ("in_stock", "output", "reorder"),
+    [(12, {"sku": "A-17", "reordered": False}, "skipped"), (3, None, "completed")],
+)
+async def test_the_stock_check_example_stops_early_when_nothing_is_to_do(
+    client: Client, worker: str, in_stock: int, output: object, reorder: str
+) -> None:
+    handle = await start(
+        client, worker, DEFINITIONS / "stock-check.yaml", {"sku": "A-17", "in_stock": in_stock}
+    )
+    async with asyncio.timeout(30):
+        result = await handle.result()
+    assert result == (output or {"sku": "A-17", "reordered": True})
+    assert (await statuses(handle))["reorder"] == reorder
