@@ -296,11 +296,27 @@ class WaitStep(StepBase):
         return self
 
 
+SignalName = Annotated[str, Field(min_length=1)]
+
+
 class SignalStep(StepBase):
-    """Waits for a named signal; its payload is the output."""
+    """Waits for a named signal, or for the first of several (deferred choice)."""
 
     type: Literal["signal"]
-    signal: Annotated[str, Field(min_length=1)]
+    signal: SignalName | Annotated[list[SignalName], Field(min_length=1)] = Field(
+        description="A name: its payload is the output. A list: the first of them to "
+        'arrive wins, and the output is {"signal": name, "payload": payload}'
+    )
+
+    @model_validator(mode="after")
+    def _names_once(self) -> SignalStep:
+        if isinstance(self.signal, list) and len(set(self.signal)) != len(self.signal):
+            raise ValueError("each signal name may be listed once")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [self.signal] if isinstance(self.signal, str) else list(self.signal)
 
 
 class SetStep(StepBase):

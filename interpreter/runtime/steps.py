@@ -9,7 +9,6 @@ Part of the replay-critical runtime.
 from __future__ import annotations
 
 import builtins
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +41,7 @@ from interpreter.runtime.outcomes import (
     step_summary,
     temporal_retry,
 )
+from interpreter.runtime.signals import SignalBuffer
 
 __all__ = ["FOREACH_BATCH_THRESHOLD", "StepTypes"]
 
@@ -64,7 +64,7 @@ class StepTypes(ChildWorkflows):
     base_settings: StepSettings | None
     index_offset: int
     batch_tolerant: bool
-    signals: dict[str, deque[Any]]
+    signals: SignalBuffer
     _run_scope: Callable[[Scope, Frame], Awaitable[dict[str, Any]]]
     _run_step: Callable[[Step, Frame], Awaitable[Outcome]]
 
@@ -205,26 +205,35 @@ class StepTypes(ChildWorkflows):
 
         Payloads are buffered by the signal handler (`deliver`), so one that arrived
         before the step started is taken at once; two steps waiting for the same
-        name take one payload each, in the order they started waiting.
+        name take one payload each, in the order they started waiting. A step that
+        lists several names takes the one that arrived first (`SignalBuffer`).
         """
-        name = step.signal
+        names = step.names
         deadline = workflow.now() + step.timeout if step.timeout is not None else None
         while True:
-            buffered = self.signals.get(name)
-            if buffered:
-                return buffered.popleft()
+            taken = self.signals.take_first(names)
+            if taken is not None:
+                name, payload = taken
+                if isinstance(step.signal, str):
+                    return payload
+                return {"signal": name, "payload": payload}
             left = None
             if deadline is not None:
                 left = max(0.0, (deadline - workflow.now()).total_seconds())
             try:
-                await workflow.wait_condition(lambda: bool(self.signals.get(name)), timeout=left)
+                await workflow.wait_condition(lambda: self.signals.has_any(names), timeout=left)
             except builtins.TimeoutError:
                 assert step.timeout is not None
                 seconds = step.timeout.total_seconds()
+                which = (
+                    repr(step.signal)
+                    if isinstance(step.signal, str)
+                    else "of " + ", ".join(repr(name) for name in names)
+                )
                 raise StepFailed(
                     step,
                     {
                         "type": "SignalTimeout",
-                        "message": f"no signal {name!r} within {seconds:g}s",
+                        "message": f"no signal {which} within {seconds:g}s",
                     },
                 ) from None

@@ -77,6 +77,7 @@ from interpreter.runtime.outcomes import (
     describe_failure,
     temporal_retry,
 )
+from interpreter.runtime.signals import SignalBuffer
 from interpreter.runtime.steps import StepTypes
 from interpreter.runtime.work import DagWork, JoinWork, Work
 
@@ -132,7 +133,7 @@ class DslWorkflow(StepTypes):
         self.gated = False
         self.details_due = False
         self.run_status = "RUNNING"
-        self.signals: dict[str, deque[Any]] = {}
+        self.signals = SignalBuffer()
         self.wakeups: list[asyncio.Queue[tuple[str, Outcome | None]]] = []
         self.invalid: str | None = None
         self.cancel_requested = False
@@ -197,7 +198,7 @@ class DslWorkflow(StepTypes):
         self.context["vars"].update(carried.vars)
         self.context["run"].update(run_id=carried.run_id, start_time=carried.start_time)
         self.deadline = datetime.fromisoformat(carried.deadline) if carried.deadline else None
-        self.signals = carried.buffered_signals()
+        self.signals = SignalBuffer.restore(carried.signals, carried.signal_arrivals)
         for owed in carried.compensations:
             step = self.graph.step(owed["step"])
             assert isinstance(step, TaskStep)
@@ -340,6 +341,7 @@ class DslWorkflow(StepTypes):
             if "item" in frame.context:
                 entry.update(item=frame.context["item"], index=frame.context["index"])
             owed.append(entry)
+        signals, arrivals = self.signals.export()
         carried = Carried(
             continued=self.progress.continued + 1,
             run_id=self.context["run"]["run_id"],
@@ -348,7 +350,8 @@ class DslWorkflow(StepTypes):
             steps=self.context["steps"],
             vars=self.context["vars"],
             finished=self.finished_main,
-            signals={name: list(payloads) for name, payloads in self.signals.items() if payloads},
+            signals=signals,
+            signal_arrivals=arrivals,
             compensations=owed,
             progress=self.progress.export(),
             paused=self.paused,
@@ -482,7 +485,7 @@ class DslWorkflow(StepTypes):
     def deliver(self, name: str, args: Sequence[RawValue]) -> None:
         """Any other signal: a payload for a `signal` step, kept until one asks for it."""
         payload = workflow.payload_converter().from_payload(args[0].payload) if args else None
-        self.signals.setdefault(name, deque()).append(payload)
+        self.signals.add(name, payload)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> dict[str, Any]:

@@ -206,6 +206,7 @@ def test_every_example_is_valid_with_the_shipped_activities() -> None:
         "signal",
         "set",
         "fail",
+        "succeed",
     }
 
 
@@ -264,3 +265,12 @@ def test_succeed_is_refused_where_it_cannot_end_the_run_as_one() -> None:
     )
     done, also = checked.definition.steps[1:]
     assert (done.type, done.has_output, also.has_output) == ("succeed", True, False)  # type: ignore[union-attr]
+
+
+def test_a_signal_step_names_one_signal_or_several_distinct_ones() -> None:
+    checked = validate_text("name: a\nsteps: [{id: s, type: signal, signal: [yes, no]}]\n")
+    assert checked.definition.steps[0].names == ["yes", "no"]  # type: ignore[union-attr]
+    assert _messages("name: a\nsteps: [{id: s, type: signal, signal: [yes, yes]}]\n") == [
+        "d.yaml:2:39: error: signal: each signal name may be listed once"
+    ]
+    assert len(_messages("name: a\nsteps: [{id: s, type: signal, signal: []}]\n")) == 1

@@ -1,4 +1,5 @@
-"""Control flow on a real Temporal dev server (docs/language.md): `succeed`.
+"""Control flow on a real Temporal dev server (docs/language.md): `succeed`, deferred
+choice (`signal: [a, b]`).
 
 Each construct of issue 12 gets its tests here as it lands.
 """
@@ -8,9 +9,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
-from tests.support.runs import DEFINITIONS, start, statuses
+from tests.support.runs import DEFINITIONS, start, statuses, wait_for_step
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +96,70 @@ async def test_the_stock_check_example_stops_early_when_nothing_is_to_do(
         result = await handle.result()
     assert result == (output or {"sku": "A-17", "reordered": True})
     assert (await statuses(handle))["reorder"] == reorder
+
+
+async def test_a_signal_step_with_several_names_takes_the_first_to_arrive(
+    client: Client, worker: str
+) -> None:
+    """Deferred choice: also among signals buffered before the step started, in arrival
+    order; the other payload stays for a step that waits for it by name."""
+    handle = await start(
+        client,
+        worker,
+        """
+name: choice
+steps:
+  - {id: gate, type: signal, signal: open}
+  - {id: answer, type: signal, signal: [approve, reject], dependencies: [gate]}
+  - {id: late, type: signal, signal: approve, dependencies: [answer]}
+""",
+    )
+    await handle.signal("reject", {"why": "too much"})
+    await handle.signal("approve", {"by": "ann"})
+    await handle.signal("open")
+    async with asyncio.timeout(30):
+        result = await handle.result()
+    assert result["answer"] == {"signal": "reject", "payload": {"why": "too much"}}
+    assert result["late"] == {"by": "ann"}
+
+
+async def test_a_signal_choice_waits_and_times_out_naming_every_signal(
+    client: Client, worker: str
+) -> None:
+    handle = await start(
+        client,
+        worker,
+        "name: choice-wait\nsteps:\n"
+        "  - {id: answer, type: signal, signal: [approve, reject]}\n"
+        "  - {id: short, type: signal, signal: [x, y], timeout: 1s, dependencies: [answer]}\n",
+    )
+    await wait_for_step(handle, "answer")
+    await handle.signal("approve", 7)
+    with pytest.raises(WorkflowFailureError) as caught:
+        async with asyncio.timeout(30):
+            await handle.result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "SignalTimeout"
+    assert cause.message == "step 'short' failed: no signal of 'x', 'y' within 1s"
+    steps = await handle.query("outputs")
+    assert steps == {"answer": {"signal": "approve", "payload": 7}}
+
+
+@pytest.mark.parametrize("answer", ["accept", "decline"])
+async def test_the_quote_example_acts_on_the_first_answer(
+    client: Client, worker: str, answer: str
+) -> None:
+    handle = await start(
+        client, worker, DEFINITIONS / "quote-choice.yaml", {"customer": "ada", "price": 120}
+    )
+    await wait_for_step(handle, "answer")
+    await handle.signal(answer, {"note": "ship on Monday"})
+    await handle.signal("accept" if answer == "decline" else "decline", {"note": "too late"})
+    async with asyncio.timeout(30):
+        result = await handle.result()
+    assert result["answer"] == {"signal": answer, "payload": {"note": "ship on Monday"}}
+    done = await statuses(handle)
+    assert (done["book"], done["close"]) == (
+        ("completed", "skipped") if answer == "accept" else ("skipped", "completed")
+    )
