@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import functools
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from interpreter.contract import (
         CANCEL_RUN_ACTIVITY,
         CANCEL_SIGNAL,
+        CANCEL_STEP_SIGNAL,
         OUTPUTS_QUERY,
         PAUSE_SIGNAL,
         RESUME_SIGNAL,
@@ -129,6 +130,10 @@ class DslWorkflow(StepTypes):
     def __init__(self, run: RunInput) -> None:
         self.gate = StartGate()
         self.stops = Stops()
+        self.running_steps: dict[str, asyncio.Task[Any]] = {}
+        """Step id → the task running it, while it runs (steps outside foreach items)."""
+        self.cancelled_steps: dict[str, bool] = {}
+        """Steps the `cancel_step` signal cancelled, until their run notices."""
         self.breaks: Breaks | None = None
         self.gated = False
         self.details_due = False
@@ -481,6 +486,18 @@ class DslWorkflow(StepTypes):
             summary="cancel requested by signal",
         )
 
+    @workflow.signal(name=CANCEL_STEP_SIGNAL)
+    def cancel_step(self, request: Any) -> None:
+        """Cancel one running step, with everything inside it; the run goes on, and its
+        dependents see it as skipped. A step that is not running is left alone."""
+        step_id = request.get("step") if isinstance(request, dict) else None
+        task = self.running_steps.get(step_id) if isinstance(step_id, str) else None
+        if step_id is None or task is None or task.done():
+            workflow.logger.info("cancel_step %r: no such step is running", step_id)
+            return
+        self.cancelled_steps[step_id] = True
+        self.stops.cancel(task)
+
     @workflow.signal(dynamic=True)
     def deliver(self, name: str, args: Sequence[RawValue]) -> None:
         """Any other signal: a payload for a `signal` step, kept until one asks for it."""
@@ -616,6 +633,7 @@ class DslWorkflow(StepTypes):
         deferred there instead, when the run continues as new.
         """
         culprit: Step = step
+        key = step.id + frame.suffix
         try:
             if self.breaks is not None and isinstance(step, COMMANDLESS):
                 await self.breaks.turn()
@@ -623,7 +641,8 @@ class DslWorkflow(StepTypes):
                 self._record(step, frame, "running")
                 if step.when is not None:
                     evaluate_condition(step.when, frame.context, self.definition.rules)
-                output = await self._execute(step, frame)
+                with self._cancellable(key):
+                    output = await self._execute(step, frame)
         except Deferred:
             return Outcome("skipped", deferred=True)
         except RunSucceeded as succeeded:  # this step, or one inside it, ended the run
@@ -632,6 +651,8 @@ class DslWorkflow(StepTypes):
             raise
         except asyncio.CancelledError:
             self._record(step, frame, "cancelled")
+            if self.cancelled_steps.pop(key, False):
+                return Outcome("skipped")  # cancel_step: the run goes on, as for a skip
             raise
         except StepFailed as failure:
             error, culprit = failure.error, failure.step
@@ -640,6 +661,8 @@ class DslWorkflow(StepTypes):
         except FailureError as exc:
             if self.stops.ours(exc):
                 self._record(step, frame, "cancelled")
+                if self.cancelled_steps.pop(key, False):
+                    return Outcome("skipped")
                 raise asyncio.CancelledError from exc
             error = self._describe(step, frame, exc)
         else:
@@ -650,6 +673,20 @@ class DslWorkflow(StepTypes):
             return Outcome("completed", output, chosen=chosen)
         self._record(step, frame, "failed", error=error)
         return Outcome("failed", error=error, culprit=culprit)
+
+    @contextlib.contextmanager
+    def _cancellable(self, key: str) -> Iterator[None]:
+        """While a step (not a foreach item) runs, `cancel_step` can find its task."""
+        if "[" in key:
+            yield
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.running_steps[key] = task
+        try:
+            yield
+        finally:
+            self.running_steps.pop(key, None)
 
     def _describe(self, step: Step, frame: Frame, exc: FailureError) -> dict[str, Any]:
         """The step's error from an activity or child failure."""

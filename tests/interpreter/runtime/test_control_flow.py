@@ -1,5 +1,5 @@
 """Control flow on a real Temporal dev server (docs/language.md): `succeed`, deferred
-choice (`signal: [a, b]`).
+choice (`signal: [a, b]`), `cancel_step`.
 
 Each construct of issue 12 gets its tests here as it lands.
 """
@@ -12,6 +12,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+from interpreter.client.control import cancel_run
 from tests.support.runs import DEFINITIONS, start, statuses, wait_for_step
 
 pytestmark = pytest.mark.integration
@@ -163,3 +164,50 @@ async def test_the_quote_example_acts_on_the_first_answer(
     assert (done["book"], done["close"]) == (
         ("completed", "skipped") if answer == "accept" else ("skipped", "completed")
     )
+
+
+async def test_cancel_step_cancels_one_running_step_and_the_run_goes_on(
+    client: Client, worker: str
+) -> None:
+    """The step ends `cancelled` with all inside it; its dependents see it as skipped;
+    a step that is not running is left alone."""
+    handle = await start(
+        client,
+        worker,
+        """
+name: cancel-one
+steps:
+  - {id: slow, action: sleep, parameters: {seconds: 60}}
+  - id: par
+    type: parallel
+    branches:
+      - {name: a, steps: [{id: nap, action: sleep, parameters: {seconds: 60}}]}
+      - {name: b, steps: [{id: wait_b, type: signal, signal: never}]}
+  - {id: after_slow, action: echo, dependencies: [slow]}
+  - {id: after_par, action: echo, dependencies: [par]}
+  - {id: other, type: signal, signal: go}
+  - {id: last, action: echo, parameters: {n: 1}, dependencies: [other]}
+""",
+    )
+    await wait_for_step(handle, "slow")
+    await wait_for_step(handle, "nap")
+    await cancel_run(client, handle.id, step="last")  # pending: a no-op
+    await cancel_run(client, handle.id, step="nosuch")
+    await cancel_run(client, handle.id, step="slow")
+    await cancel_run(client, handle.id, step="par")
+    await wait_for_step(handle, "par", "cancelled")
+    await handle.signal("go")
+    async with asyncio.timeout(30):
+        result = await handle.result()
+    assert result == {"other": None, "last": {"n": 1}}
+    assert await statuses(handle) == {
+        "slow": "cancelled",
+        "par": "cancelled",
+        "nap": "cancelled",
+        "wait_b": "cancelled",
+        "after_slow": "skipped",
+        "after_par": "skipped",
+        "other": "completed",
+        "last": "completed",
+    }
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
