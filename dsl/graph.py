@@ -188,6 +188,9 @@ class _GraphBuilder:
                 key=foreach_scope_key(step.id), steps={}, graph=nx.DiGraph(), parent=step.id
             )
             self.scopes[body.key] = body
+            self.check_cancel_remaining(
+                step, len(step.items) if isinstance(step.items, list) else 0, "items"
+            )
             outside, self.refusing_succeed = (
                 self.refusing_succeed,
                 (self.refusing_succeed or _SUCCEED_IN_FOREACH),
@@ -276,16 +279,37 @@ class _GraphBuilder:
 
     def check_parallel_joins(self, parallels: list[ParallelStep]) -> None:
         for step in parallels:
-            if not isinstance(step.join, JoinCount):
-                continue
-            count, available = step.join.count, len(step.branches)
-            if count > available:
-                self.problems.append(
-                    Problem(
-                        (*self.paths[step.id], "join", "count"),
-                        f"join count {count} is larger than the {available} branches of {step.id!r}",
+            if isinstance(step.join, JoinCount):
+                count, available = step.join.count, len(step.branches)
+                if count > available:
+                    self.problems.append(
+                        Problem(
+                            (*self.paths[step.id], "join", "count"),
+                            f"join count {count} is larger than the {available} branches "
+                            f"of {step.id!r}",
+                        )
                     )
+                    continue
+            self.check_cancel_remaining(step, len(step.branches), "branches")
+
+    def check_cancel_remaining(
+        self, step: ParallelStep | ForeachStep, size: int, what: str
+    ) -> None:
+        """`cancel_remaining: false` with a join that waits for everything does nothing."""
+        if step.cancel_remaining:
+            return
+        everything = step.join == "all" or (
+            isinstance(step.join, JoinCount) and size and step.join.count >= size
+        )
+        if everything:
+            self.problems.append(
+                Problem(
+                    (*self.paths[step.id], "cancel_remaining"),
+                    f"cancel_remaining: false has no effect on {step.id!r}: its join waits for "
+                    f"all its {what}, so none is left running; set join to any or {{count: N}}",
+                    at_key=True,
                 )
+            )
 
     def report_cycle(self, scope: Scope) -> None:
         cycle = nx.find_cycle(scope.graph)

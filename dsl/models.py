@@ -259,6 +259,11 @@ class ParallelStep(StepBase):
     branches: list[ParallelBranch] = Field(min_length=1)
     join: Join = "all"
     max_concurrency: PositiveInt | None = None
+    cancel_remaining: bool = Field(
+        default=True,
+        description="false: once the join is met the step completes, and the branches "
+        "still running are left to finish (the run ends after them)",
+    )
 
 
 class SubworkflowStep(StepBase):
@@ -280,6 +285,11 @@ class ForeachStep(StepBase):
     step: Step
     max_concurrency: PositiveInt | None = None
     join: Join = "all"
+    cancel_remaining: bool = Field(
+        default=True,
+        description="false: once the join is met the step completes, and the items "
+        "still running are left to finish (the run ends after them)",
+    )
 
 
 class WaitStep(StepBase):

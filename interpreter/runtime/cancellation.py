@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 from temporalio.exceptions import is_cancelled_exception
@@ -26,11 +27,12 @@ class Stops:
     def __init__(self) -> None:
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
-    async def cancel_all(self, tasks: dict[str, asyncio.Task[None]]) -> None:
+    async def cancel_all(self, tasks: Iterable[asyncio.Task[None]]) -> None:
         """Cancel still-running steps and let them record their cancellation."""
-        for task in tasks.values():
+        tasks = list(tasks)
+        for task in tasks:
             self.cancel(task)
-        for task in tasks.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 

@@ -145,7 +145,9 @@ class StepTypes(ChildWorkflows):
             name: (lambda scope=scope: self._run_scope(scope, frame))
             for name, scope in branches.items()
         }
-        return await self._join(runs, step.join, step.max_concurrency)
+        return await self._join(
+            runs, step.join, step.max_concurrency, keep_remaining=not step.cancel_remaining
+        )
 
     async def _foreach(self, step: ForeachStep, frame: Frame) -> list[Any]:
         items = render(step.items, frame.context)
@@ -176,7 +178,9 @@ class StepTypes(ChildWorkflows):
         runs = {
             str(i): (lambda i=i, item=item: one(offset + i, item)) for i, item in enumerate(items)
         }
-        results = await self._join(runs, step.join, step.max_concurrency)
+        results = await self._join(
+            runs, step.join, step.max_concurrency, keep_remaining=not step.cancel_remaining
+        )
         return [results.get(str(i)) for i in range(len(items))]
 
     async def _wait(self, step: WaitStep, frame: Frame) -> dict[str, Any]:

@@ -133,6 +133,9 @@ class DslWorkflow(StepTypes):
         self.running_steps: dict[str, asyncio.Task[Any]] = {}
         """Step id → the task running it, while it runs (steps outside foreach items)."""
         self.cancelled_steps: dict[str, bool] = {}
+        self.leftovers: list[asyncio.Task[None]] = []
+        """Branches and items still running after their join was met with
+        `cancel_remaining: false`: the run ends after them (`_finish_leftovers`)."""
         """Steps the `cancel_step` signal cancelled, until their run notices."""
         self.breaks: Breaks | None = None
         self.gated = False
@@ -398,6 +401,7 @@ class DslWorkflow(StepTypes):
             self._declare(self.graph.on_failure, depth=0)
             with contextlib.suppress(StepFailed):
                 await self._run_scope(self.graph.on_failure, Frame(self.context))
+            await self._finish_leftovers()
 
     async def _compensate(self, step: TaskStep, frame: Frame, output: Any) -> None:
         assert step.compensate is not None
@@ -558,6 +562,7 @@ class DslWorkflow(StepTypes):
         limit: int | None = None,
         held: Callable[[], bool] = lambda: False,
         main: bool = False,
+        keep_remaining: bool = False,
     ) -> None:
         """The one start loop: every DAG scope and every join runs through it.
 
@@ -591,6 +596,8 @@ class DslWorkflow(StepTypes):
                     key, run = unit
                     running[key] = asyncio.create_task(report(key, run))
                 if not running:
+                    if main and (work.empty() or self.draining):
+                        await self._finish_leftovers()  # a step never spans two runs
                     if work.empty():
                         return
                     if main and self.draining:
@@ -607,11 +614,27 @@ class DslWorkflow(StepTypes):
         except GeneratorExit:
             raise  # evicted from the worker's cache: nothing may be awaited any more
         except BaseException:
-            await self.stops.cancel_all(running)  # fail-fast or cancellation: stop the siblings
+            # fail-fast, cancellation or succeed: stop the siblings (and, for the run, all)
+            stopping = list(running.values())
+            if main:
+                stopping += self.leftovers
+                self.leftovers = []
+            await self.stops.cancel_all(stopping)
             raise
         finally:
             self.wakeups.remove(queue)
-        await self.stops.cancel_all(running)  # the join is met: the rest are not needed
+        if keep_remaining:  # the join is met; what still runs finishes, unseen by the step
+            self.leftovers += running.values()
+        else:  # the join is met: the rest are not needed
+            await self.stops.cancel_all(running.values())
+
+    async def _finish_leftovers(self) -> None:
+        """Wait for every leftover branch and item (and theirs, in turn)."""
+        while self.leftovers:
+            task = self.leftovers[0]  # kept listed while awaited: a cancellation stops it
+            with contextlib.suppress(Exception):
+                await task
+            self.leftovers.remove(task)
 
     def _skipped(self, step: Step, readiness: Readiness, frame: Frame) -> bool:
         """Dead path or a false `when`: record the skip and say so."""
@@ -742,6 +765,7 @@ class DslWorkflow(StepTypes):
         *,
         total: int | None = None,
         tally: Tally | None = None,
+        keep_remaining: bool = False,
     ) -> dict[str, Any]:
         """Run named coroutines concurrently until the join is met (`JoinWork`); the
         results in the order the runs were given. A run fails by raising StepFailed."""
@@ -763,5 +787,5 @@ class DslWorkflow(StepTypes):
             total=total,
             tally=tally,
         )
-        await self._drive(work, limit=limit)
+        await self._drive(work, limit=limit, keep_remaining=keep_remaining)
         return work.ordered()

@@ -274,3 +274,22 @@ def test_a_signal_step_names_one_signal_or_several_distinct_ones() -> None:
         "d.yaml:2:39: error: signal: each signal name may be listed once"
     ]
     assert len(_messages("name: a\nsteps: [{id: s, type: signal, signal: []}]\n")) == 1
+
+
+def test_cancel_remaining_false_needs_a_join_that_leaves_something_running() -> None:
+    text = (
+        "name: a\nsteps:\n"
+        "  - id: p\n    type: parallel\n    cancel_remaining: false\n{join}"
+        "    branches: [{{name: x, steps: [{{id: x1, action: echo}}]}},"
+        " {{name: y, steps: [{{id: y1, action: echo}}]}}]\n"
+        "  - {{id: f, type: foreach, items: [1, 2], cancel_remaining: false, {fjoin}"
+        "step: {{id: f1, action: echo}}}}\n"
+    )
+    assert _messages(text.format(join="", fjoin="")) == [
+        "d.yaml:5:5: error: cancel_remaining: false has no effect on 'p': its join waits for "
+        "all its branches, so none is left running; set join to any or {count: N}",
+        "d.yaml:7:43: error: cancel_remaining: false has no effect on 'f': its join waits for "
+        "all its items, so none is left running; set join to any or {count: N}",
+    ]
+    assert len(_messages(text.format(join="    join: {count: 2}\n", fjoin="join: any, "))) == 1
+    validate_text(text.format(join="    join: any\n", fjoin="join: {count: 1}, "))

@@ -211,3 +211,82 @@ steps:
         "last": "completed",
     }
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_cancel_remaining_false_leaves_the_rest_running_and_the_run_waits(
+    client: Client, worker: str
+) -> None:
+    """The step completes at its join (its dependents start); what still runs finishes,
+    its output not part of the step's; the run ends after it."""
+    handle = await start(
+        client,
+        worker,
+        """
+name: keep-going
+steps:
+  - id: race
+    type: parallel
+    join: any
+    cancel_remaining: false
+    branches:
+      - {name: fast, steps: [{id: quick, action: echo, parameters: {n: 1}}]}
+      - {name: slow, steps: [{id: gate, type: signal, signal: finish}, {id: late, action: echo, parameters: {n: 2}, dependencies: [gate]}]}
+  - {id: next, action: echo, dependencies: [race], parameters: {saw: '${{ steps.race.output }}'}}
+  - id: each
+    type: foreach
+    items: [0.1, 30]
+    join: {count: 1}
+    cancel_remaining: false
+    dependencies: [next]
+    step: {id: nap, action: sleep, parameters: {seconds: '${{ item }}'}}
+""",
+    )
+    await wait_for_step(handle, "next", "completed")
+    assert (await statuses(handle))["late"] == "pending"
+    await wait_for_step(handle, "each", "completed")
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    await handle.signal("finish")
+    await wait_for_step(handle, "late", "completed")
+    assert (await statuses(handle))["nap[1]"] == "running"
+    await handle.terminate()  # the 30 s item would hold the run; the rest is shown
+    result = await handle.query("outputs")
+    assert result["race"] == {"fast": {"quick": {"n": 1}}}
+    assert result["next"] == {"saw": {"fast": {"quick": {"n": 1}}}}
+    assert result["each"] == [{"slept": 0.1}, None]
+
+
+async def test_the_run_ends_only_after_the_leftovers(client: Client, worker: str) -> None:
+    handle = await start(
+        client,
+        worker,
+        """
+name: wait-for-leftovers
+steps:
+  - id: race
+    type: parallel
+    join: {count: 1}
+    cancel_remaining: false
+    branches:
+      - {name: fast, steps: [{id: quick, action: echo}]}
+      - {name: slow, steps: [{id: nap, action: sleep, parameters: {seconds: 1.5}}]}
+""",
+    )
+    async with asyncio.timeout(30):
+        assert await handle.result() == {"race": {"fast": {"quick": {}}}}
+    assert await statuses(handle) == {"race": "completed", "quick": "completed", "nap": "completed"}
+
+
+async def test_the_fastest_quote_example_orders_from_the_first_and_waits_for_the_rest(
+    client: Client, worker: str
+) -> None:
+    handle = await start(client, worker, DEFINITIONS / "fastest-quote.yaml", {"item": "widget"})
+    async with asyncio.timeout(30):
+        result = await handle.result()
+    assert result["ordered"]["quotes"] == {
+        "acme": {"acme_quote": {"supplier": "acme", "price": 10}}
+    }
+    states = await handle.query("status")
+    assert states["steps"]["globex_quote"]["status"] == "completed"
+    # The run waited for the slower supplier: its quote came after the order.
+    steps = states["steps"]
+    assert steps["globex_quote"]["ended_at"] > steps["order"]["ended_at"]
