@@ -145,6 +145,7 @@ def _mermaid_shape(step: Step) -> str:
         "wait": '(["%s"])',
         "signal": '>"%s"]',
         "fail": '[["%s"]]',
+        "succeed": '((("%s")))',
         "set": '[/"%s"/]',
     }
     return shapes.get(step.type, '["%s"]') % text
@@ -182,6 +183,7 @@ class _Dot:
                 "wait": "ellipse",
                 "signal": "cds",
                 "fail": "octagon",
+                "succeed": "doublecircle",
             }.get(step.type, "box")
             out.append(
                 f"{indent}{json.dumps(step_id)} [label={json.dumps(_label(step))}, shape={shape}];"

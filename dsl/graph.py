@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from dsl.errors import Problem
-from dsl.models import DecisionStep, Definition, ForeachStep, JoinCount, ParallelStep, Step
+from dsl.models import (
+    DecisionStep,
+    Definition,
+    ForeachStep,
+    JoinCount,
+    ParallelStep,
+    Step,
+    SucceedStep,
+)
 from dsl.values import JsonPath
 
 __all__ = ["MAIN", "ON_FAILURE", "Scope", "WorkflowGraph", "build_graph", "scope_name", "suggest"]
@@ -98,6 +106,7 @@ def build_graph(definition: Definition) -> tuple[WorkflowGraph, list[Problem]]:
     """Build every scope's graph; problems come back instead of raising, all of them."""
     builder = _GraphBuilder(definition)
     builder.add_scope(MAIN, definition.steps, ("steps",), None)
+    builder.refusing_succeed = _SUCCEED_IN_ON_FAILURE
     builder.add_scope(ON_FAILURE, definition.on_failure, ("on_failure",), None)
     graph = WorkflowGraph(
         definition=definition,
@@ -117,6 +126,15 @@ def suggest(name: str, candidates: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+_SUCCEED_IN_FOREACH = (
+    "a succeed step cannot be inside a foreach body: it would end the whole run from "
+    "one item; let the foreach finish, then decide"
+)
+_SUCCEED_IN_ON_FAILURE = (
+    "a succeed step cannot be in on_failure: on_failure cannot change the run's error"
+)
+
+
 class _GraphBuilder:
     def __init__(self, definition: Definition) -> None:
         self.definition = definition
@@ -125,6 +143,8 @@ class _GraphBuilder:
         self.scope_of: dict[str, str] = {}
         self.decided_by: dict[str, list[str]] = {}
         self.problems: list[Problem] = []
+        self.refusing_succeed: str | None = None
+        """Why a `succeed` step may not be where steps are being added now, if it may not."""
 
     def add_scope(self, key: str, steps: list[Step], path: JsonPath, parent: str | None) -> None:
         scope = Scope(key=key, steps={}, graph=nx.DiGraph(), parent=parent)
@@ -146,6 +166,8 @@ class _GraphBuilder:
         self.paths[step.id] = path
         self.scope_of[step.id] = scope.key
         scope.steps[step.id] = step
+        if isinstance(step, SucceedStep) and self.refusing_succeed is not None:
+            self.problems.append(Problem((*path, "type"), self.refusing_succeed))
         scope.graph.add_node(step.id)
         if isinstance(step, ParallelStep):
             seen: set[str] = set()
@@ -166,7 +188,15 @@ class _GraphBuilder:
                 key=foreach_scope_key(step.id), steps={}, graph=nx.DiGraph(), parent=step.id
             )
             self.scopes[body.key] = body
+            self.check_cancel_remaining(
+                step, len(step.items) if isinstance(step.items, list) else 0, "items"
+            )
+            outside, self.refusing_succeed = (
+                self.refusing_succeed,
+                (self.refusing_succeed or _SUCCEED_IN_FOREACH),
+            )
             self.add_step(body, step.step, (*path, "step"))
+            self.refusing_succeed = outside
 
     def connect(self, scope: Scope) -> None:
         """Add dependency and decision edges, then check the scope is a DAG.
@@ -249,16 +279,37 @@ class _GraphBuilder:
 
     def check_parallel_joins(self, parallels: list[ParallelStep]) -> None:
         for step in parallels:
-            if not isinstance(step.join, JoinCount):
-                continue
-            count, available = step.join.count, len(step.branches)
-            if count > available:
-                self.problems.append(
-                    Problem(
-                        (*self.paths[step.id], "join", "count"),
-                        f"join count {count} is larger than the {available} branches of {step.id!r}",
+            if isinstance(step.join, JoinCount):
+                count, available = step.join.count, len(step.branches)
+                if count > available:
+                    self.problems.append(
+                        Problem(
+                            (*self.paths[step.id], "join", "count"),
+                            f"join count {count} is larger than the {available} branches "
+                            f"of {step.id!r}",
+                        )
                     )
+                    continue
+            self.check_cancel_remaining(step, len(step.branches), "branches")
+
+    def check_cancel_remaining(
+        self, step: ParallelStep | ForeachStep, size: int, what: str
+    ) -> None:
+        """`cancel_remaining: false` with a join that waits for everything does nothing."""
+        if step.cancel_remaining:
+            return
+        everything = step.join == "all" or (
+            isinstance(step.join, JoinCount) and size and step.join.count >= size
+        )
+        if everything:
+            self.problems.append(
+                Problem(
+                    (*self.paths[step.id], "cancel_remaining"),
+                    f"cancel_remaining: false has no effect on {step.id!r}: its join waits for "
+                    f"all its {what}, so none is left running; set join to any or {{count: N}}",
+                    at_key=True,
                 )
+            )
 
     def report_cycle(self, scope: Scope) -> None:
         cycle = nx.find_cycle(scope.graph)

@@ -259,6 +259,11 @@ class ParallelStep(StepBase):
     branches: list[ParallelBranch] = Field(min_length=1)
     join: Join = "all"
     max_concurrency: PositiveInt | None = None
+    cancel_remaining: bool = Field(
+        default=True,
+        description="false: once the join is met the step completes, and the branches "
+        "still running are left to finish (the run ends after them)",
+    )
 
 
 class SubworkflowStep(StepBase):
@@ -280,6 +285,11 @@ class ForeachStep(StepBase):
     step: Step
     max_concurrency: PositiveInt | None = None
     join: Join = "all"
+    cancel_remaining: bool = Field(
+        default=True,
+        description="false: once the join is met the step completes, and the items "
+        "still running are left to finish (the run ends after them)",
+    )
 
 
 class WaitStep(StepBase):
@@ -296,11 +306,27 @@ class WaitStep(StepBase):
         return self
 
 
+SignalName = Annotated[str, Field(min_length=1)]
+
+
 class SignalStep(StepBase):
-    """Waits for a named signal; its payload is the output."""
+    """Waits for a named signal, or for the first of several (deferred choice)."""
 
     type: Literal["signal"]
-    signal: Annotated[str, Field(min_length=1)]
+    signal: SignalName | Annotated[list[SignalName], Field(min_length=1)] = Field(
+        description="A name: its payload is the output. A list: the first of them to "
+        'arrive wins, and the output is {"signal": name, "payload": payload}'
+    )
+
+    @model_validator(mode="after")
+    def _names_once(self) -> SignalStep:
+        if isinstance(self.signal, list) and len(set(self.signal)) != len(self.signal):
+            raise ValueError("each signal name may be listed once")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [self.signal] if isinstance(self.signal, str) else list(self.signal)
 
 
 class SetStep(StepBase):
@@ -318,6 +344,21 @@ class FailStep(StepBase):
     error_type: str = "WorkflowFailed"
 
 
+class SucceedStep(StepBase):
+    """Ends the run COMPLETED at once: running steps are cancelled, no compensation."""
+
+    type: Literal["succeed"]
+    output: JsonData = Field(
+        default=None,
+        description="The run's output; without it, the outputs of the completed top-level steps",
+    )
+
+    @property
+    def has_output(self) -> bool:
+        """Whether the definition gave `output` (``output: null`` included)."""
+        return "output" in self.model_fields_set
+
+
 STEP_TYPES: dict[str, type[StepBase]] = {
     "task": TaskStep,
     "decision": DecisionStep,
@@ -328,6 +369,7 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "signal": SignalStep,
     "set": SetStep,
     "fail": FailStep,
+    "succeed": SucceedStep,
 }
 
 
@@ -347,7 +389,8 @@ Step = Annotated[
     | Annotated[WaitStep, Tag("wait")]
     | Annotated[SignalStep, Tag("signal")]
     | Annotated[SetStep, Tag("set")]
-    | Annotated[FailStep, Tag("fail")],
+    | Annotated[FailStep, Tag("fail")]
+    | Annotated[SucceedStep, Tag("succeed")],
     Discriminator(_step_type),
 ]
 

@@ -26,6 +26,7 @@ from dsl.models import (
     SetStep,
     Step,
     SubworkflowStep,
+    SucceedStep,
     TaskStep,
     WaitStep,
 )
@@ -195,6 +196,8 @@ class _Checker:
             self.check_value(step.values, (*path, "values"), reader)
         elif isinstance(step, FailStep):
             self.check_value(step.message, (*path, "message"), reader)
+        elif isinstance(step, SucceedStep):
+            self.check_value(step.output, (*path, "output"), reader)
 
     def check_value(
         self, value: Any, path: JsonPath, reader: _Reader, *, itself: str | None = None

@@ -16,6 +16,7 @@ __all__ = [
     "BREAK_ACTIVITY",
     "CANCEL_RUN_ACTIVITY",
     "CANCEL_SIGNAL",
+    "CANCEL_STEP_SIGNAL",
     "CONTROL_SIGNALS",
     "DSL_NAME",
     "DSL_VERSION",
@@ -43,7 +44,9 @@ OUTPUTS_QUERY = "outputs"
 PAUSE_SIGNAL = "pause"
 RESUME_SIGNAL = "resume"
 CANCEL_SIGNAL = "cancel"
-CONTROL_SIGNALS = (PAUSE_SIGNAL, RESUME_SIGNAL, CANCEL_SIGNAL)
+CANCEL_STEP_SIGNAL = "cancel_step"
+"""Payload ``{"step": "<id>"}``: cancel that one running step; the run goes on."""
+CONTROL_SIGNALS = (PAUSE_SIGNAL, RESUME_SIGNAL, CANCEL_SIGNAL, CANCEL_STEP_SIGNAL)
 
 StepStatus = Literal["pending", "running", "completed", "skipped", "failed", "cancelled"]
 STEP_STATUSES: tuple[StepStatus, ...] = (

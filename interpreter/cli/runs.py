@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -80,8 +81,15 @@ def register(commands: Any) -> None:
         "cancel", help="cancel a run: running steps are cancelled, compensation runs"
     )
     cancel.add_argument("workflow_id", metavar="ID")
-    cancel.add_argument(
+    how = cancel.add_mutually_exclusive_group()
+    how.add_argument(
         "--native", action="store_true", help="use Temporal's cancellation request, not the signal"
+    )
+    how.add_argument(
+        "--step",
+        metavar="STEP",
+        type=_step_id,
+        help="cancel only this running step (with all inside it); the run goes on",
     )
     add_connection_options(cancel)
     cancel.set_defaults(handler=_control, uses_temporal=True)
@@ -91,6 +99,16 @@ def register(commands: Any) -> None:
     terminate.add_argument("--reason", metavar="R", help="recorded in the run's history")
     add_connection_options(terminate)
     terminate.set_defaults(handler=_control, uses_temporal=True)
+
+
+_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
+
+
+def _step_id(text: str) -> str:
+    """A step id as definitions spell them (`--step`), else a usage error (exit 2)."""
+    if not _STEP_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a step id: {text!r}")
+    return text
 
 
 def _exit_for(state: dict[str, Any]) -> int:
@@ -326,7 +344,7 @@ async def _control(args: argparse.Namespace) -> int:
     elif args.command == "resume":
         await runs.resume_run(client, args.workflow_id)
     elif args.command == "cancel":
-        await runs.cancel_run(client, args.workflow_id, native=args.native)
+        await runs.cancel_run(client, args.workflow_id, native=args.native, step=args.step)
     else:
         await runs.terminate_run(client, args.workflow_id, reason=args.reason)
     done = {
@@ -334,5 +352,8 @@ async def _control(args: argparse.Namespace) -> int:
         "resume": "resume requested",
         "cancel": "cancellation requested",
     }
+    if args.command == "cancel" and args.step is not None:
+        print(f"cancellation of step {args.step!r} requested: {args.workflow_id}")
+        return EXIT_OK
     print(f"{done.get(args.command, 'terminated')}: {args.workflow_id}")
     return EXIT_OK

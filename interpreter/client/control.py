@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from dsl.errors import DslError, NotFoundError, ServiceError
 from interpreter.contract import (
     CANCEL_SIGNAL,
+    CANCEL_STEP_SIGNAL,
     PAUSE_SIGNAL,
     RESUME_SIGNAL,
 )
@@ -64,9 +65,15 @@ async def resume_run(client: Client, workflow_id: str) -> None:
     await signal_run(client, workflow_id, RESUME_SIGNAL)
 
 
-async def cancel_run(client: Client, workflow_id: str, *, native: bool = False) -> None:
+async def cancel_run(
+    client: Client, workflow_id: str, *, native: bool = False, step: str | None = None
+) -> None:
     """Ask the run to cancel itself: running steps are cancelled, compensation runs,
-    and it ends CANCELED. *native* uses Temporal's cancellation request instead."""
+    and it ends CANCELED. *native* uses Temporal's cancellation request instead.
+    With *step*, only that running step is cancelled and the run goes on."""
+    if step is not None:
+        await signal_run(client, workflow_id, CANCEL_STEP_SIGNAL, {"step": step})
+        return
     if not native:
         await signal_run(client, workflow_id, CANCEL_SIGNAL)
         return

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections.abc import Iterable
+from typing import Any
 
 from temporalio.exceptions import is_cancelled_exception
 
@@ -23,16 +25,21 @@ class Stops:
     """The step tasks this run cancelled (membership only: no order is ever read)."""
 
     def __init__(self) -> None:
-        self._tasks: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
+        self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
-    async def cancel_all(self, tasks: dict[str, asyncio.Task[None]]) -> None:
+    async def cancel_all(self, tasks: Iterable[asyncio.Task[None]]) -> None:
         """Cancel still-running steps and let them record their cancellation."""
-        for task in tasks.values():
-            self._tasks.add(task)
-            task.cancel()
-        for task in tasks.values():
+        tasks = list(tasks)
+        for task in tasks:
+            self.cancel(task)
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    def cancel(self, task: asyncio.Task[Any]) -> None:
+        """Cancel one step's task (not waiting for it), remembering that we did."""
+        self._tasks.add(task)
+        task.cancel()
 
     def ours(self, exc: BaseException) -> bool:
         """Whether *exc* is the cancellation of a step this run itself cancelled."""

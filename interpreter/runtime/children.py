@@ -84,7 +84,12 @@ class ChildWorkflows:
             results = await self._join(runs, "all", at_once)
             return [output for k in range(len(batches)) for output in results[str(k)]]
         results = await self._join(
-            runs, step.join, at_once, total=len(items), tally=self._batch_tally
+            runs,
+            step.join,
+            at_once,
+            total=len(items),
+            tally=self._batch_tally,
+            keep_remaining=not step.cancel_remaining,
         )
         needed = min(step.join.count, len(items)) if isinstance(step.join, JoinCount) else 1
         outputs: list[Any] = [None] * len(items)

@@ -23,7 +23,6 @@ Part of the replay-critical runtime: pure data and pure functions.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -58,6 +57,8 @@ class Carried:
     """``[step_id, how, chosen]`` of every finished top-level step, in finish order."""
     signals: dict[str, list[Any]] = field(default_factory=dict)
     """Payloads that arrived for a signal name no step has taken yet, oldest first."""
+    signal_arrivals: dict[str, list[int]] = field(default_factory=dict)
+    """Their arrival numbers (`SignalBuffer`); runs carried before them have none."""
     compensations: list[dict[str, Any]] = field(default_factory=list)
     """``{"step", "suffix", "output"[, "item", "index"]}`` in completion order."""
     progress: list[list[Any]] = field(default_factory=list)
@@ -72,6 +73,3 @@ class Carried:
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Carried:
         return cls(**value)
-
-    def buffered_signals(self) -> dict[str, deque[Any]]:
-        return {name: deque(payloads) for name, payloads in self.signals.items()}

@@ -27,6 +27,7 @@ from interpreter.runtime.scheduler import Finish
 __all__ = [
     "Frame",
     "Outcome",
+    "RunSucceeded",
     "RunTimedOut",
     "StepFailed",
     "Tally",
@@ -71,6 +72,17 @@ class RunTimedOut(Exception):
         return ApplicationError(self.error["message"], type="RunTimeout", non_retryable=True)
 
 
+class RunSucceeded(Exception):
+    """A `succeed` step ended the run: it completes at once with *output*, when the
+    step gave one, else with the outputs of the completed top-level steps."""
+
+    def __init__(self, step: Step, output: Any, *, has_output: bool) -> None:
+        super().__init__(f"step {step.id!r} ended the run")
+        self.step = step
+        self.output = output
+        self.has_output = has_output
+
+
 @dataclass(frozen=True)
 class Frame:
     """Where a step runs: the template context and, in a foreach, the instance suffix."""
@@ -91,6 +103,8 @@ class Outcome:
     """The innermost step that failed (a nested step, for a parallel or foreach)."""
     deferred: bool = False
     """The step never started: the run continues as new first (`finish` is meaningless)."""
+    succeeded: RunSucceeded | None = None
+    """A `succeed` step inside ended the run: the scope stops and passes it on."""
 
 
 Tally = Callable[[Any], tuple[int, int, StepFailed | None]]

@@ -9,7 +9,6 @@ Part of the replay-critical runtime.
 from __future__ import annotations
 
 import builtins
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,13 +26,22 @@ from dsl.models import (
     SignalStep,
     Step,
     SubworkflowStep,
+    SucceedStep,
     TaskStep,
     WaitStep,
 )
 from dsl.policies import StepSettings, base_settings, step_settings
 from dsl.templates import render
 from interpreter.runtime.children import ChildWorkflows
-from interpreter.runtime.outcomes import Frame, Outcome, StepFailed, step_summary, temporal_retry
+from interpreter.runtime.outcomes import (
+    Frame,
+    Outcome,
+    RunSucceeded,
+    StepFailed,
+    step_summary,
+    temporal_retry,
+)
+from interpreter.runtime.signals import SignalBuffer
 
 __all__ = ["FOREACH_BATCH_THRESHOLD", "StepTypes"]
 
@@ -56,7 +64,7 @@ class StepTypes(ChildWorkflows):
     base_settings: StepSettings | None
     index_offset: int
     batch_tolerant: bool
-    signals: dict[str, deque[Any]]
+    signals: SignalBuffer
     _run_scope: Callable[[Scope, Frame], Awaitable[dict[str, Any]]]
     _run_step: Callable[[Step, Frame], Awaitable[Outcome]]
 
@@ -80,6 +88,9 @@ class StepTypes(ChildWorkflows):
             assert isinstance(values, dict)
             self.context["vars"].update(values)
             return values
+        if isinstance(step, SucceedStep):
+            output = render(step.output, frame.context) if step.has_output else None
+            raise RunSucceeded(step, output, has_output=step.has_output)
         message = render(step.message, frame.context)
         raise StepFailed(step, {"type": step.error_type, "message": str(message)})
 
@@ -134,7 +145,9 @@ class StepTypes(ChildWorkflows):
             name: (lambda scope=scope: self._run_scope(scope, frame))
             for name, scope in branches.items()
         }
-        return await self._join(runs, step.join, step.max_concurrency)
+        return await self._join(
+            runs, step.join, step.max_concurrency, keep_remaining=not step.cancel_remaining
+        )
 
     async def _foreach(self, step: ForeachStep, frame: Frame) -> list[Any]:
         items = render(step.items, frame.context)
@@ -165,7 +178,9 @@ class StepTypes(ChildWorkflows):
         runs = {
             str(i): (lambda i=i, item=item: one(offset + i, item)) for i, item in enumerate(items)
         }
-        results = await self._join(runs, step.join, step.max_concurrency)
+        results = await self._join(
+            runs, step.join, step.max_concurrency, keep_remaining=not step.cancel_remaining
+        )
         return [results.get(str(i)) for i in range(len(items))]
 
     async def _wait(self, step: WaitStep, frame: Frame) -> dict[str, Any]:
@@ -194,26 +209,35 @@ class StepTypes(ChildWorkflows):
 
         Payloads are buffered by the signal handler (`deliver`), so one that arrived
         before the step started is taken at once; two steps waiting for the same
-        name take one payload each, in the order they started waiting.
+        name take one payload each, in the order they started waiting. A step that
+        lists several names takes the one that arrived first (`SignalBuffer`).
         """
-        name = step.signal
+        names = step.names
         deadline = workflow.now() + step.timeout if step.timeout is not None else None
         while True:
-            buffered = self.signals.get(name)
-            if buffered:
-                return buffered.popleft()
+            taken = self.signals.take_first(names)
+            if taken is not None:
+                name, payload = taken
+                if isinstance(step.signal, str):
+                    return payload
+                return {"signal": name, "payload": payload}
             left = None
             if deadline is not None:
                 left = max(0.0, (deadline - workflow.now()).total_seconds())
             try:
-                await workflow.wait_condition(lambda: bool(self.signals.get(name)), timeout=left)
+                await workflow.wait_condition(lambda: self.signals.has_any(names), timeout=left)
             except builtins.TimeoutError:
                 assert step.timeout is not None
                 seconds = step.timeout.total_seconds()
+                which = (
+                    repr(step.signal)
+                    if isinstance(step.signal, str)
+                    else "of " + ", ".join(repr(name) for name in names)
+                )
                 raise StepFailed(
                     step,
                     {
                         "type": "SignalTimeout",
-                        "message": f"no signal {name!r} within {seconds:g}s",
+                        "message": f"no signal {which} within {seconds:g}s",
                     },
                 ) from None

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import functools
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from interpreter.contract import (
         CANCEL_RUN_ACTIVITY,
         CANCEL_SIGNAL,
+        CANCEL_STEP_SIGNAL,
         OUTPUTS_QUERY,
         PAUSE_SIGNAL,
         RESUME_SIGNAL,
@@ -69,6 +70,7 @@ from interpreter.runtime.gate import Deferred, StartGate
 from interpreter.runtime.outcomes import (
     Frame,
     Outcome,
+    RunSucceeded,
     RunTimedOut,
     StepFailed,
     Tally,
@@ -76,6 +78,7 @@ from interpreter.runtime.outcomes import (
     describe_failure,
     temporal_retry,
 )
+from interpreter.runtime.signals import SignalBuffer
 from interpreter.runtime.steps import StepTypes
 from interpreter.runtime.work import DagWork, JoinWork, Work
 
@@ -127,11 +130,18 @@ class DslWorkflow(StepTypes):
     def __init__(self, run: RunInput) -> None:
         self.gate = StartGate()
         self.stops = Stops()
+        self.running_steps: dict[str, asyncio.Task[Any]] = {}
+        """Step id → the task running it, while it runs (steps outside foreach items)."""
+        self.cancelled_steps: dict[str, bool] = {}
+        self.leftovers: list[asyncio.Task[None]] = []
+        """Branches and items still running after their join was met with
+        `cancel_remaining: false`: the run ends after them (`_finish_leftovers`)."""
+        """Steps the `cancel_step` signal cancelled, until their run notices."""
         self.breaks: Breaks | None = None
         self.gated = False
         self.details_due = False
         self.run_status = "RUNNING"
-        self.signals: dict[str, deque[Any]] = {}
+        self.signals = SignalBuffer()
         self.wakeups: list[asyncio.Queue[tuple[str, Outcome | None]]] = []
         self.invalid: str | None = None
         self.cancel_requested = False
@@ -196,7 +206,7 @@ class DslWorkflow(StepTypes):
         self.context["vars"].update(carried.vars)
         self.context["run"].update(run_id=carried.run_id, start_time=carried.start_time)
         self.deadline = datetime.fromisoformat(carried.deadline) if carried.deadline else None
-        self.signals = carried.buffered_signals()
+        self.signals = SignalBuffer.restore(carried.signals, carried.signal_arrivals)
         for owed in carried.compensations:
             step = self.graph.step(owed["step"])
             assert isinstance(step, TaskStep)
@@ -260,6 +270,9 @@ class DslWorkflow(StepTypes):
             result = self._output(outputs)
         except ContinueAsNew:
             await self._continue_as_new(run)
+        except RunSucceeded as succeeded:  # no compensation, no on_failure
+            self._finish_run("COMPLETED")
+            return succeeded.output if succeeded.has_output else self._completed_top_level()
         except RunTimedOut as timed_out:
             await self._undo(timed_out.error)
             self._finish_run("FAILED")
@@ -336,6 +349,7 @@ class DslWorkflow(StepTypes):
             if "item" in frame.context:
                 entry.update(item=frame.context["item"], index=frame.context["index"])
             owed.append(entry)
+        signals, arrivals = self.signals.export()
         carried = Carried(
             continued=self.progress.continued + 1,
             run_id=self.context["run"]["run_id"],
@@ -344,7 +358,8 @@ class DslWorkflow(StepTypes):
             steps=self.context["steps"],
             vars=self.context["vars"],
             finished=self.finished_main,
-            signals={name: list(payloads) for name, payloads in self.signals.items() if payloads},
+            signals=signals,
+            signal_arrivals=arrivals,
             compensations=owed,
             progress=self.progress.export(),
             paused=self.paused,
@@ -386,6 +401,7 @@ class DslWorkflow(StepTypes):
             self._declare(self.graph.on_failure, depth=0)
             with contextlib.suppress(StepFailed):
                 await self._run_scope(self.graph.on_failure, Frame(self.context))
+            await self._finish_leftovers()
 
     async def _compensate(self, step: TaskStep, frame: Frame, output: Any) -> None:
         assert step.compensate is not None
@@ -416,6 +432,15 @@ class DslWorkflow(StepTypes):
             return
         self.progress.update(key, "failed", workflow.now(), error=failure, attempts=1)
         self._show()
+
+    def _completed_top_level(self) -> dict[str, Any]:
+        """`{step id: output}` of the top-level steps that completed, in graph order."""
+        states = self.context["steps"]
+        return {
+            step_id: states[step_id]["output"]
+            for step_id in self.graph.main.order
+            if states.get(step_id, {}).get("status") == "completed"
+        }
 
     def _output(self, outputs: dict[str, Any]) -> Any:
         if self.definition.output is None:
@@ -465,11 +490,23 @@ class DslWorkflow(StepTypes):
             summary="cancel requested by signal",
         )
 
+    @workflow.signal(name=CANCEL_STEP_SIGNAL)
+    def cancel_step(self, request: Any) -> None:
+        """Cancel one running step, with everything inside it; the run goes on, and its
+        dependents see it as skipped. A step that is not running is left alone."""
+        step_id = request.get("step") if isinstance(request, dict) else None
+        task = self.running_steps.get(step_id) if isinstance(step_id, str) else None
+        if step_id is None or task is None or task.done():
+            workflow.logger.info("cancel_step %r: no such step is running", step_id)
+            return
+        self.cancelled_steps[step_id] = True
+        self.stops.cancel(task)
+
     @workflow.signal(dynamic=True)
     def deliver(self, name: str, args: Sequence[RawValue]) -> None:
         """Any other signal: a payload for a `signal` step, kept until one asks for it."""
         payload = workflow.payload_converter().from_payload(args[0].payload) if args else None
-        self.signals.setdefault(name, deque()).append(payload)
+        self.signals.add(name, payload)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> dict[str, Any]:
@@ -525,6 +562,7 @@ class DslWorkflow(StepTypes):
         limit: int | None = None,
         held: Callable[[], bool] = lambda: False,
         main: bool = False,
+        keep_remaining: bool = False,
     ) -> None:
         """The one start loop: every DAG scope and every join runs through it.
 
@@ -538,7 +576,11 @@ class DslWorkflow(StepTypes):
         running: dict[str, asyncio.Task[None]] = {}
 
         async def report(key: str, run: Callable[[], Awaitable[Outcome]]) -> None:
-            queue.put_nowait((key, await run()))
+            try:
+                outcome = await run()
+            except RunSucceeded as succeeded:
+                outcome = Outcome("completed", succeeded=succeeded)
+            queue.put_nowait((key, outcome))
 
         try:
             while not work.met():
@@ -554,6 +596,8 @@ class DslWorkflow(StepTypes):
                     key, run = unit
                     running[key] = asyncio.create_task(report(key, run))
                 if not running:
+                    if main and (work.empty() or self.draining):
+                        await self._finish_leftovers()  # a step never spans two runs
                     if work.empty():
                         return
                     if main and self.draining:
@@ -564,15 +608,33 @@ class DslWorkflow(StepTypes):
                 if outcome is None:
                     continue  # resumed
                 running.pop(key)
+                if outcome.succeeded is not None:
+                    raise outcome.succeeded  # the siblings are cancelled below
                 work.settle(key, outcome)
         except GeneratorExit:
             raise  # evicted from the worker's cache: nothing may be awaited any more
         except BaseException:
-            await self.stops.cancel_all(running)  # fail-fast or cancellation: stop the siblings
+            # fail-fast, cancellation or succeed: stop the siblings (and, for the run, all)
+            stopping = list(running.values())
+            if main:
+                stopping += self.leftovers
+                self.leftovers = []
+            await self.stops.cancel_all(stopping)
             raise
         finally:
             self.wakeups.remove(queue)
-        await self.stops.cancel_all(running)  # the join is met: the rest are not needed
+        if keep_remaining:  # the join is met; what still runs finishes, unseen by the step
+            self.leftovers += running.values()
+        else:  # the join is met: the rest are not needed
+            await self.stops.cancel_all(running.values())
+
+    async def _finish_leftovers(self) -> None:
+        """Wait for every leftover branch and item (and theirs, in turn)."""
+        while self.leftovers:
+            task = self.leftovers[0]  # kept listed while awaited: a cancellation stops it
+            with contextlib.suppress(Exception):
+                await task
+            self.leftovers.remove(task)
 
     def _skipped(self, step: Step, readiness: Readiness, frame: Frame) -> bool:
         """Dead path or a false `when`: record the skip and say so."""
@@ -594,6 +656,7 @@ class DslWorkflow(StepTypes):
         deferred there instead, when the run continues as new.
         """
         culprit: Step = step
+        key = step.id + frame.suffix
         try:
             if self.breaks is not None and isinstance(step, COMMANDLESS):
                 await self.breaks.turn()
@@ -601,11 +664,18 @@ class DslWorkflow(StepTypes):
                 self._record(step, frame, "running")
                 if step.when is not None:
                     evaluate_condition(step.when, frame.context, self.definition.rules)
-                output = await self._execute(step, frame)
+                with self._cancellable(key):
+                    output = await self._execute(step, frame)
         except Deferred:
             return Outcome("skipped", deferred=True)
+        except RunSucceeded as succeeded:  # this step, or one inside it, ended the run
+            own = succeeded.output if succeeded.step is step else None
+            self._record(step, frame, "completed", output=own)
+            raise
         except asyncio.CancelledError:
             self._record(step, frame, "cancelled")
+            if self.cancelled_steps.pop(key, False):
+                return Outcome("skipped")  # cancel_step: the run goes on, as for a skip
             raise
         except StepFailed as failure:
             error, culprit = failure.error, failure.step
@@ -614,6 +684,8 @@ class DslWorkflow(StepTypes):
         except FailureError as exc:
             if self.stops.ours(exc):
                 self._record(step, frame, "cancelled")
+                if self.cancelled_steps.pop(key, False):
+                    return Outcome("skipped")
                 raise asyncio.CancelledError from exc
             error = self._describe(step, frame, exc)
         else:
@@ -624,6 +696,20 @@ class DslWorkflow(StepTypes):
             return Outcome("completed", output, chosen=chosen)
         self._record(step, frame, "failed", error=error)
         return Outcome("failed", error=error, culprit=culprit)
+
+    @contextlib.contextmanager
+    def _cancellable(self, key: str) -> Iterator[None]:
+        """While a step (not a foreach item) runs, `cancel_step` can find its task."""
+        if "[" in key:
+            yield
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.running_steps[key] = task
+        try:
+            yield
+        finally:
+            self.running_steps.pop(key, None)
 
     def _describe(self, step: Step, frame: Frame, exc: FailureError) -> dict[str, Any]:
         """The step's error from an activity or child failure."""
@@ -679,6 +765,7 @@ class DslWorkflow(StepTypes):
         *,
         total: int | None = None,
         tally: Tally | None = None,
+        keep_remaining: bool = False,
     ) -> dict[str, Any]:
         """Run named coroutines concurrently until the join is met (`JoinWork`); the
         results in the order the runs were given. A run fails by raising StepFailed."""
@@ -700,5 +787,5 @@ class DslWorkflow(StepTypes):
             total=total,
             tally=tally,
         )
-        await self._drive(work, limit=limit)
+        await self._drive(work, limit=limit, keep_remaining=keep_remaining)
         return work.ordered()

@@ -210,6 +210,7 @@ def test_every_example_is_valid_with_the_shipped_activities() -> None:
         "signal",
         "set",
         "fail",
+        "succeed",
     }
 
 
@@ -294,3 +295,58 @@ def test_a_duration_too_long_for_python_is_a_message_not_a_crash(timeout: Any) -
     definition = {"name": "d", "steps": [{"id": "a", "action": "echo", "timeout": timeout}]}
     with pytest.raises(DefinitionError, match="longer than 999999999 days"):
         validate_data(definition)
+
+
+def test_succeed_is_refused_where_it_cannot_end_the_run_as_one() -> None:
+    assert _messages(
+        "name: a\nsteps:\n"
+        "  - {id: each, type: foreach, items: [1], step: {id: done, type: succeed}}\n"
+        "on_failure:\n  - {id: fine, type: succeed}\n"
+    ) == [
+        "d.yaml:3:66: error: a succeed step cannot be inside a foreach body: it would end the "
+        "whole run from one item; let the foreach finish, then decide",
+        "d.yaml:5:22: error: a succeed step cannot be in on_failure: on_failure cannot change "
+        "the run's error",
+    ]
+    assert _messages(
+        "name: a\nsteps:\n  - {id: x, action: echo}\n"
+        "  - {id: done, type: succeed, output: '${{ steps.x.output }}'}\n"
+    ) == [
+        "d.yaml:4:39: error: ${{ steps.x.output }}: step 'x' is not upstream of step 'done'; "
+        "add 'x' to the dependencies of 'done'"
+    ]
+    checked = validate_text(
+        "name: a\nsteps:\n  - {id: x, action: echo}\n"
+        "  - {id: done, type: succeed, dependencies: [x], output: null}\n"
+        "  - {id: also, type: succeed}\n"
+    )
+    done, also = checked.definition.steps[1:]
+    assert (done.type, done.has_output, also.has_output) == ("succeed", True, False)  # type: ignore[union-attr]
+
+
+def test_a_signal_step_names_one_signal_or_several_distinct_ones() -> None:
+    checked = validate_text("name: a\nsteps: [{id: s, type: signal, signal: [yes, no]}]\n")
+    assert checked.definition.steps[0].names == ["yes", "no"]  # type: ignore[union-attr]
+    assert _messages("name: a\nsteps: [{id: s, type: signal, signal: [yes, yes]}]\n") == [
+        "d.yaml:2:39: error: signal: each signal name may be listed once"
+    ]
+    assert len(_messages("name: a\nsteps: [{id: s, type: signal, signal: []}]\n")) == 1
+
+
+def test_cancel_remaining_false_needs_a_join_that_leaves_something_running() -> None:
+    text = (
+        "name: a\nsteps:\n"
+        "  - id: p\n    type: parallel\n    cancel_remaining: false\n{join}"
+        "    branches: [{{name: x, steps: [{{id: x1, action: echo}}]}},"
+        " {{name: y, steps: [{{id: y1, action: echo}}]}}]\n"
+        "  - {{id: f, type: foreach, items: [1, 2], cancel_remaining: false, {fjoin}"
+        "step: {{id: f1, action: echo}}}}\n"
+    )
+    assert _messages(text.format(join="", fjoin="")) == [
+        "d.yaml:5:5: error: cancel_remaining: false has no effect on 'p': its join waits for "
+        "all its branches, so none is left running; set join to any or {count: N}",
+        "d.yaml:7:43: error: cancel_remaining: false has no effect on 'f': its join waits for "
+        "all its items, so none is left running; set join to any or {count: N}",
+    ]
+    assert len(_messages(text.format(join="    join: {count: 2}\n", fjoin="join: any, "))) == 1
+    validate_text(text.format(join="    join: any\n", fjoin="join: {count: 1}, "))

@@ -75,6 +75,8 @@ def test_schema_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
         ["graph"],
         ["graph", "x.yaml", "--format", "png"],
         ["validate", "definitions/sample-workflow.json", "--activities", "no_such_module"],
+        ["cancel", "some-run", "--step", "not an id!"],
+        ["cancel", "some-run", "--step", "s", "--native"],
     ],
 )
 def test_bad_command_line_is_one_line_and_exit_2(args: list[str]) -> None:
