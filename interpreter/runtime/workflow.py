@@ -63,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from interpreter.runtime.progress import Progress
     from interpreter.runtime.scheduler import Readiness
 
-from interpreter.runtime.breaks import Breaks
+from interpreter.runtime.breaks import INLINE_COST, START_COST, Breaks
 from interpreter.runtime.cancellation import Stops, uncancel
 from interpreter.runtime.continuation import DEFAULT_HISTORY_LIMIT, Carried, ContinueAsNew
 from interpreter.runtime.gate import Deferred, StartGate
@@ -116,8 +116,8 @@ message naming the child and the limit) replay with the old `Timeout` error."""
 CONTINUE_AS_NEW = "continue-as-new"
 """Runs started before automatic continue-as-new (`interpreter.runtime.continuation`)
 replay without it: they never drain."""
-INLINE_BREAKS = "breaks-between-commandless-steps"
-"""Runs started before `interpreter.runtime.breaks` replay without its timers."""
+INLINE_BREAKS = "breaks-in-long-workflow-tasks"
+"""Runs started before `interpreter.runtime.breaks` replay without its breaks."""
 COMMANDLESS = (SetStep, DecisionStep, FailStep)
 """Steps that run inside the workflow task that readied them (see `breaks`)."""
 
@@ -658,9 +658,12 @@ class DslWorkflow(StepTypes):
         culprit: Step = step
         key = step.id + frame.suffix
         try:
-            if self.breaks is not None and isinstance(step, COMMANDLESS):
-                await self.breaks.turn()
             async with self._admission(step, deferrable):
+                if self.breaks is not None:
+                    if isinstance(step, COMMANDLESS):
+                        await self.breaks.turn(INLINE_COST)
+                    elif isinstance(step, TaskStep | SubworkflowStep):
+                        await self.breaks.turn(START_COST)
                 self._record(step, frame, "running")
                 if step.when is not None:
                     evaluate_condition(step.when, frame.context, self.definition.rules)

@@ -1,10 +1,12 @@
-"""Steps that issue no command never hold one workflow task past the SDK's 2 s
-deadlock limit (`interpreter.runtime.breaks`), on a real Temporal dev server.
+"""No activation holds the workflow thread past the SDK's 2 s deadlock limit
+(`interpreter.runtime.breaks`), on a real Temporal dev server.
 
 A level of 10,000 `set` steps used to take its workflow task past the limit at every
 attempt (readiness checked roots with a list scan: quadratic), and the run never
 moved; with that fixed it still took ~2 s of sandboxed workflow code in one
-activation. Now a no-op local activity ends the activation every 1,000 such steps.
+activation. A level of 2,100 activities started 1,000 in one activation, 2.5 s on a
+loaded machine. Now a no-op local activity ends the activation once its budget is
+spent: every 1,000 set steps, every 250 activity starts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Replayer
 
 from interpreter.contract import BREAK_ACTIVITY
-from interpreter.runtime.breaks import INLINE_STEPS_PER_BREAK
+from interpreter.runtime.breaks import BUDGET, INLINE_COST, START_COST
+from interpreter.runtime.gate import MAX_IN_FLIGHT
 from interpreter.runtime.workflow import DslWorkflow
 from interpreter.worker import workflow_runner
 from tests.support.runs import start, statuses
@@ -46,7 +49,7 @@ async def test_a_level_of_10000_set_steps_completes(client: Client, worker: str)
     assert len(result) == count
     assert result["v9999"] == {"v9999": 9999}
     assert set((await statuses(handle)).values()) == {"completed"}
-    assert await _breaks(handle) == (count - 1) // INLINE_STEPS_PER_BREAK  # 9
+    assert await _breaks(handle) == (count - 1) // (BUDGET // INLINE_COST)  # 9
     await _replays(handle)
 
 
@@ -67,3 +70,32 @@ async def test_a_chain_of_decisions_and_set_steps_takes_breaks(client: Client, w
         assert await handle.result() == {"last": 1200}
     assert await _breaks(handle) == 1
     await _replays(handle)
+
+
+async def test_a_wide_level_of_activities_starts_in_several_activations(
+    client: Client, worker: str
+) -> None:
+    width = MAX_IN_FLIGHT
+    steps = "".join(
+        f"  - {{id: s{i}, action: echo, parameters: {{n: {i}}}}}\n" for i in range(width)
+    )
+    handle = await start(client, worker, "name: wide-start\nsteps:\n" + steps)
+    async with asyncio.timeout(120):
+        result = await handle.result()
+    assert len(result) == width
+    # All start in the first workflow task, a budget's worth per activation.
+    assert await _breaks(handle) == (width * START_COST - 1) // BUDGET  # 3
+    await _replays(handle)
+
+
+async def test_a_chain_takes_no_break(client: Client, worker: str) -> None:
+    """Each step of a chain is a workflow task of its own, with a fresh budget."""
+    lines = ["name: chain-no-break", "steps:"]
+    lines += [
+        f"  - {{id: c{i}, action: echo{f', dependencies: [c{i - 1}]' if i else ''}}}"
+        for i in range(300)
+    ]
+    handle = await start(client, worker, "\n".join(lines) + "\n")
+    async with asyncio.timeout(120):
+        await handle.result()
+    assert await _breaks(handle) == 0
