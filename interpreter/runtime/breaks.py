@@ -58,12 +58,15 @@ class Breaks:
         self.left = budget
         """Cost units this activation may still spend."""
         self._task_length = -1
+        self._info = workflow.info()
+        """Kept: `workflow.info()` runs through every outbound interceptor at each call
+        (0.2 s of 10,000 calls), and the history length is read from the runtime."""
         self._waiting: deque[tuple[asyncio.Future[None], int]] = deque()
         self._breaking = False
 
     async def turn(self, cost: int) -> None:
         """Return when a step of this *cost* may start: at once, or after a break."""
-        length = workflow.info().get_current_history_length()
+        length = self._info.get_current_history_length()
         if length != self._task_length:  # a new workflow task: a fresh budget
             self._task_length = length
             if not self._waiting:

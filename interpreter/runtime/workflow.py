@@ -171,7 +171,7 @@ class DslWorkflow(StepTypes):
         self.subworkflows = run.subworkflows
         self.latest = run.latest
         self.definition_hash = run.definition_hash
-        info = workflow.info()
+        info = self.info = workflow.info()
         # The run timeout counts from the first start; a batch child is bounded by its
         # parent's. Kept as a moment (not a duration) so that a continued run can carry it.
         self.deadline: datetime | None = None
@@ -324,7 +324,7 @@ class DslWorkflow(StepTypes):
         """Whether the top-level DAG should drain so that the run continues as new."""
         if not self.may_continue or len(self.finished_main) == self.finished_before:
             return False
-        info = workflow.info()
+        info = self.info  # the methods read the runtime: the same object stays current
         limit = self.definition.history_limit or DEFAULT_HISTORY_LIMIT
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
 
