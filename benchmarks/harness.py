@@ -35,6 +35,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from benchmarks.handwritten import ACTIVITY, HANDWRITTEN_WORKFLOWS
 from benchmarks.scenarios import Scenario
+from interpreter.control import cancel_run, take_break
 from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
 
 __all__ = [
@@ -171,7 +172,7 @@ async def worker(
             client,
             task_queue=task_queue,
             workflows=[DslWorkflow, *HANDWRITTEN_WORKFLOWS],
-            activities=[noop],
+            activities=[noop, cancel_run, take_break],
             workflow_runner=runner,
             max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
             max_concurrent_workflow_tasks=MAX_CONCURRENT_WORKFLOW_TASKS,

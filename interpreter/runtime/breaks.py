@@ -83,11 +83,16 @@ class Breaks:
 
     async def _take_breaks(self) -> None:
         while self._waiting:
-            await workflow.execute_local_activity(
-                BREAK_ACTIVITY,
-                start_to_close_timeout=timedelta(seconds=10),
-                summary="break: a long workflow task goes on in the next activation",
-            )
+            try:
+                await workflow.execute_local_activity(
+                    BREAK_ACTIVITY,
+                    start_to_close_timeout=timedelta(seconds=10),
+                    summary="break: a long workflow task goes on in the next activation",
+                )
+            except ValueError:  # a worker without `tdsl.break`: slower, but no hang
+                await workflow.sleep(
+                    timedelta(milliseconds=1), summary="break (this worker lacks tdsl.break)"
+                )
             self.left = self.budget
             while self._waiting and self._waiting[0][1] <= self.left:
                 waiter, cost = self._waiting.popleft()

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import functools
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -667,8 +667,15 @@ class DslWorkflow(StepTypes):
                 self._record(step, frame, "running")
                 if step.when is not None:
                     evaluate_condition(step.when, frame.context, self.definition.rules)
-                with self._cancellable(key):
+                task = asyncio.current_task()
+                cancellable = "[" not in key  # foreach items are not
+                if cancellable and task is not None:
+                    self.running_steps[key] = task  # for cancel_step, while it runs
+                try:
                     output = await self._execute(step, frame)
+                finally:
+                    if cancellable:
+                        self.running_steps.pop(key, None)
         except Deferred:
             return Outcome("skipped", deferred=True)
         except RunSucceeded as succeeded:  # this step, or one inside it, ended the run
@@ -699,20 +706,6 @@ class DslWorkflow(StepTypes):
             return Outcome("completed", output, chosen=chosen)
         self._record(step, frame, "failed", error=error)
         return Outcome("failed", error=error, culprit=culprit)
-
-    @contextlib.contextmanager
-    def _cancellable(self, key: str) -> Iterator[None]:
-        """While a step (not a foreach item) runs, `cancel_step` can find its task."""
-        if "[" in key:
-            yield
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        self.running_steps[key] = task
-        try:
-            yield
-        finally:
-            self.running_steps.pop(key, None)
 
     def _describe(self, step: Step, frame: Frame, exc: FailureError) -> dict[str, Any]:
         """The step's error from an activity or child failure."""

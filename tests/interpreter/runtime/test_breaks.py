@@ -16,7 +16,7 @@ import asyncio
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, Worker
 
 from interpreter.contract import BREAK_ACTIVITY
 from interpreter.runtime.breaks import BUDGET, INLINE_COST, START_COST
@@ -102,3 +102,25 @@ async def test_a_chain_takes_no_break(client: Client, worker: str) -> None:
     async with asyncio.timeout(120):
         await handle.result()
     assert await _breaks(handle) == 0
+
+
+async def test_a_worker_without_the_break_activity_breaks_with_a_timer(
+    client: Client, task_queue: str
+) -> None:
+    """A worker built by hand with the interpreter alone: slower breaks, no hang."""
+    lines = ["name: no-break-activity", "steps:"]
+    lines += [f"  - {{id: v{i}, type: set, values: {{n: {i}}}}}" for i in range(1500)]
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[DslWorkflow],
+        activities=[],
+        workflow_runner=workflow_runner(True),
+    ):
+        handle = await start(client, task_queue, "\n".join(lines) + "\n")
+        async with asyncio.timeout(60):
+            result = await handle.result()
+    assert len(result) == 1500
+    history = await handle.fetch_history()
+    timers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    assert len(timers) == 1
