@@ -30,8 +30,11 @@ __all__ = [
     "NON_FINITE",
     "NULL",
     "TRUE",
+    "Refused",
     "load_block_yaml",
+    "refuse_constant",
     "resolve_plain",
+    "unique_keys",
 ]
 
 NULL = frozenset({"", "~", "null", "Null", "NULL"})
@@ -45,7 +48,7 @@ _MAYBE_NOT_TEXT = frozenset("~nNtTfF+-.0123456789")
 """First characters of every plain scalar that is not a string (see `resolve_plain`)."""
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """This text is outside the subset: the event road decides."""
 
 
@@ -117,18 +120,20 @@ _UNSEEN: Any = object()
 """The key cache's answer for a key not seen before."""
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook` of both fast roads (this one and the loader's JSON road)."""
     found = dict(pairs)
     if len(found) != len(pairs):
-        raise _Refused  # a duplicate key: the event road says where
+        raise Refused  # a duplicate key: the slow road says where
     return found
 
 
-def _not_a_number(text: str) -> Any:
-    raise _Refused  # Infinity from an overflowing plain number (1e999)
+def refuse_constant(text: str) -> Any:
+    """`parse_constant` of both fast roads: NaN, Infinity (an overflowing 1e999)."""
+    raise Refused
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_not_a_number)
+_DECODER = json.JSONDecoder(object_pairs_hook=unique_keys, parse_constant=refuse_constant)
 _scan = make_scanner(cast(Any, _DECODER))
 """json's C scanner: one value from a position, returning it and where it ends."""
 
@@ -140,7 +145,7 @@ def _decode_quoted(token: str) -> str:
 
 
 def _as_json(text: str) -> str:
-    """A one-line flow collection as JSON text; raises `_Refused` when unsure."""
+    """A one-line flow collection as JSON text; raises `Refused` when unsure."""
     match = _JSON_FLOW.fullmatch(text)
     return match[1] if match is not None else _translate_flow(text)
 
@@ -167,13 +172,13 @@ def _translate_flow(text: str) -> str:
             pieces.append(json.dumps(_decode_quoted(token)))
         elif kind == "key":
             if len(token) > 200:
-                raise _Refused
+                raise Refused
             pieces.append(json.dumps(token) + ":")
         else:
             pieces.append(json.dumps(resolve_plain(token)))
     tail = text[end:]
     if _FLOW_END.fullmatch(tail) is None:
-        raise _Refused
+        raise Refused
     return "".join(pieces)
 
 
@@ -184,7 +189,7 @@ def _flow(rest: str, flows: dict[str, str]) -> Any:
         text = flows[rest] = _as_json(rest)
     value, end = _scan(text, 0)
     if end != len(text):
-        raise _Refused
+        raise Refused
     return value
 
 
@@ -194,14 +199,14 @@ def _scalar(rest: str) -> Any:
     if first == '"' or first == "'":
         match = _QUOTED_VALUE.fullmatch(rest)
         if match is None:
-            raise _Refused
+            raise Refused
         return _decode_quoted(match[1])
     if first in _INDICATORS and (first != "-" or rest[1:2] in ("", " ")):
-        raise _Refused
+        raise Refused
     cut = rest.find(" #")
     text = (rest if cut < 0 else rest[:cut]).rstrip(" ")
     if ": " in text or text[-1] == ":":
-        raise _Refused
+        raise Refused
     return resolve_plain(text)
 
 
@@ -211,7 +216,7 @@ def load_block_yaml(text: str, max_depth: int, max_nodes: int) -> Any | None:
         return None
     try:
         return _read(text, max_depth, max_nodes)
-    except (_Refused, ValueError, StopIteration, RecursionError):
+    except (Refused, ValueError, StopIteration, RecursionError):
         return None
 
 
@@ -232,7 +237,7 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
     its length and, when that is not enough, by its brackets and commas.
     """
     if max_depth < 2:
-        raise _Refused
+        raise Refused
     stack: list[tuple[int, Any, bool]] = []
     indent = -1
     container: Any = None
@@ -273,7 +278,7 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
             name = keys[raw] = _key(raw)
         if name is None:
             if not dash:
-                raise _Refused  # a bare scalar, a continuation line, a marker...
+                raise Refused  # a bare scalar, a continuation line, a marker...
             rest = body
         if root is None:
             root = container = [] if dash else {}
@@ -288,7 +293,7 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
                 else:
                     container.append(opened)
                 if len(stack) >= max_depth - 1:
-                    raise _Refused
+                    raise Refused
                 nodes += 1
                 indentless = column == indent
                 indent, container = column, opened
@@ -301,32 +306,32 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
         while indent > column or (indentless and indent == column and not dash):
             stack.pop()
             if not stack:
-                raise _Refused
+                raise Refused
             indent, container, indentless = stack[-1]
         if indent != column:
-            raise _Refused
+            raise Refused
         if dash:
             if type(container) is not list:
-                raise _Refused
+                raise Refused
             if name is not None:  # "- key: ...": a mapping starts in the item
                 if len(stack) >= max_depth - 1:
-                    raise _Refused
+                    raise Refused
                 nodes += 1
                 mapping: dict[str, Any] = {}
                 container.append(mapping)
                 indent, container, indentless = column + dash, mapping, False
                 stack.append((indent, container, False))
         elif type(container) is not dict:
-            raise _Refused
+            raise Refused
         if name is not None and name in container:
-            raise _Refused  # a duplicate key: the event road says where
+            raise Refused  # a duplicate key: the event road says where
         first = rest[:1]
         if first == "{" or first == "[":
             size = len(rest)
             if len(stack) + size // 2 >= max_depth - 1:  # each level takes two brackets
                 closing = rest.count("]") + rest.count("}")
                 if len(stack) + closing >= max_depth - 1:
-                    raise _Refused
+                    raise Refused
             flow_chars += size  # each value takes a character
             value = _UNSEEN
             if "\\" not in rest and size <= 1000 and rest not in flows:
@@ -354,7 +359,7 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
         else:
             container[name] = value
     if root is None:
-        raise _Refused
+        raise Refused
     if pending is not None:
         if type(container) is list:
             container.append(None)
@@ -362,7 +367,7 @@ def _read(text: str, max_depth: int, max_nodes: int) -> Any:
     if nodes + flow_chars > max_nodes:  # count again, by the commas and brackets anywhere
         flow_values = text.count(",") + 2 * (text.count("]") + text.count("}"))
         if nodes + flow_values > max_nodes:
-            raise _Refused
+            raise Refused
     return root
 
 

@@ -58,7 +58,7 @@ from dsl.fastyaml import INT as _INT
 from dsl.fastyaml import NON_FINITE as _NON_FINITE
 from dsl.fastyaml import NULL as _NULL
 from dsl.fastyaml import TRUE as _TRUE
-from dsl.fastyaml import load_block_yaml
+from dsl.fastyaml import Refused, load_block_yaml, refuse_constant, unique_keys
 from dsl.values import JsonPath
 
 __all__ = [
@@ -219,31 +219,14 @@ def load_text(text: str, *, file: str = "<string>") -> LoadedDocument:
     return fast if fast is not None else _load_events(text, file)
 
 
-class _NotPlainJson(Exception):
-    """The fast road cannot take this text: the normal loader decides."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        raise _NotPlainJson  # a duplicate key: the normal loader says where
-    return found
-
-
-def _not_a_json_number(text: str) -> Any:
-    raise _NotPlainJson  # NaN, Infinity
-
-
 def _load_json(text: str, file: str) -> LoadedDocument | None:
     """The fast road for JSON (see the module's docs); None when it cannot decide."""
     if not (file.endswith(".json") or text.lstrip()[:1] == "{") or "\\ud" in text.lower():
         return None  # escaped surrogates: the normal loader joins pairs, refuses lone ones
     try:
         with paused_gc():
-            data = json.loads(
-                text, object_pairs_hook=_unique_keys, parse_constant=_not_a_json_number
-            )
-    except (_NotPlainJson, ValueError, RecursionError):
+            data = json.loads(text, object_pairs_hook=unique_keys, parse_constant=refuse_constant)
+    except (Refused, ValueError, RecursionError):
         return None
     if not _within_limits(text):
         return None
