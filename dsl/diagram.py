@@ -10,8 +10,16 @@ import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from dsl.graph import MAIN, ON_FAILURE, Scope, WorkflowGraph, branch_scope_key, foreach_scope_key
-from dsl.models import DecisionStep, ForeachStep, ParallelStep, Step, TaskStep
+from dsl.graph import (
+    MAIN,
+    ON_FAILURE,
+    Scope,
+    WorkflowGraph,
+    branch_scope_key,
+    foreach_scope_key,
+    loop_scope_key,
+)
+from dsl.models import DecisionStep, ForeachStep, LoopStep, ParallelStep, Step, TaskStep
 
 __all__ = ["FORMATS", "render_diagram", "to_json"]
 
@@ -87,6 +95,9 @@ def _nested_scopes(graph: WorkflowGraph, step: Step) -> list[tuple[str, str]]:
         return [(branch_scope_key(step.id, b.name), b.name) for b in step.branches]
     if isinstance(step, ForeachStep):
         return [(foreach_scope_key(step.id), "for each item")]
+    if isinstance(step, LoopStep):
+        repeat = "repeat until" if step.until is not None else "repeat while"
+        return [(loop_scope_key(step.id), f"{repeat} (at most {step.max_iterations})")]
     return []
 
 
@@ -131,7 +142,7 @@ class _Mermaid:
 
 
 def _mermaid_id(key: str) -> str:
-    return key.replace("/", "__").replace("-", "_")
+    return key.replace("/", "__").replace("-", "_").replace("#", "_")
 
 
 def _mermaid_text(text: str) -> str:

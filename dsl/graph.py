@@ -22,17 +22,28 @@ import networkx as nx
 
 from dsl.errors import Problem
 from dsl.models import (
+    MAX_NESTED_LOOP_ITERATIONS,
     DecisionStep,
     Definition,
     ForeachStep,
     JoinCount,
+    LoopStep,
     ParallelStep,
     Step,
     SucceedStep,
 )
 from dsl.values import JsonPath
 
-__all__ = ["MAIN", "ON_FAILURE", "Scope", "WorkflowGraph", "build_graph", "scope_name", "suggest"]
+__all__ = [
+    "MAIN",
+    "ON_FAILURE",
+    "Scope",
+    "WorkflowGraph",
+    "build_graph",
+    "loop_scope_key",
+    "scope_name",
+    "suggest",
+]
 
 MAIN = "main"
 ON_FAILURE = "on_failure"
@@ -47,7 +58,7 @@ class Scope:
     graph: nx.DiGraph[str]
     order: list[str] = field(default_factory=list)
     parent: str | None = None
-    """The parallel or foreach step this scope belongs to (None at top level)."""
+    """The parallel, foreach or loop step this scope belongs to (None at top level)."""
 
     def dependents(self, step_id: str) -> list[str]:
         """Steps that wait for `step_id`, in source order."""
@@ -86,8 +97,25 @@ class WorkflowGraph:
         return self.scopes[self.scope_of[step_id]].steps[step_id]
 
     def enclosing(self, step_id: str) -> str | None:
-        """The parallel or foreach step around `step_id`, if any."""
+        """The parallel, foreach or loop step around `step_id`, if any."""
         return self.scopes[self.scope_of[step_id]].parent
+
+    def inside(self, outer: str) -> list[str]:
+        """Every step nested in `outer`, at any depth, in scope order."""
+        return [
+            step_id
+            for key, scope in self.scopes.items()
+            if self._within(key, outer)
+            for step_id in scope.steps
+        ]
+
+    def _within(self, key: str, outer: str) -> bool:
+        parent = self.scopes[key].parent
+        while parent is not None:
+            if parent == outer:
+                return True
+            parent = self.enclosing(parent)
+        return False
 
     def all_steps(self) -> Iterator[Step]:
         for scope in self.scopes.values():
@@ -100,6 +128,11 @@ def branch_scope_key(step_id: str, branch: str) -> str:
 
 def foreach_scope_key(step_id: str) -> str:
     return f"{step_id}/step"
+
+
+def loop_scope_key(step_id: str) -> str:
+    """``#`` cannot be in a branch name, so no parallel branch has this key."""
+    return f"{step_id}/#loop"
 
 
 def build_graph(definition: Definition) -> tuple[WorkflowGraph, list[Problem]]:
@@ -197,6 +230,18 @@ class _GraphBuilder:
             )
             self.add_step(body, step.step, (*path, "step"))
             self.refusing_succeed = outside
+        elif isinstance(step, LoopStep):
+            if scope.key != MAIN and step.max_iterations > MAX_NESTED_LOOP_ITERATIONS:
+                self.problems.append(
+                    Problem(
+                        (*path, "max_iterations"),
+                        f"max_iterations {step.max_iterations} is above "
+                        f"{MAX_NESTED_LOOP_ITERATIONS}, the most for a loop inside "
+                        f"{scope_name(scope.key)}: only a top-level loop continues as new "
+                        "between iterations; make it a top-level step or a subworkflow",
+                    )
+                )
+            self.add_scope(loop_scope_key(step.id), step.steps, (*path, "steps"), step.id)
 
     def connect(self, scope: Scope) -> None:
         """Add dependency and decision edges, then check the scope is a DAG.
@@ -333,6 +378,8 @@ def scope_name(key: str) -> str:
     if key == ON_FAILURE:
         return "on_failure"
     owner, _, branch = key.partition("/")
+    if branch == "#loop":
+        return f"the body of loop {owner!r}"
     return (
         f"the body of foreach {owner!r}" if branch == "step" else f"branch {branch!r} of {owner!r}"
     )
@@ -341,6 +388,8 @@ def scope_name(key: str) -> str:
 def _scope_kind(key: str) -> str:
     if key in (MAIN, ON_FAILURE):
         return "level" if key == MAIN else "on_failure list"
+    if key.endswith("/#loop"):
+        return "loop body"
     return "foreach body" if key.endswith("/step") else "branch"
 
 

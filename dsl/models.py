@@ -40,6 +40,7 @@ __all__ = [
     "FailStep",
     "ForeachStep",
     "JoinCount",
+    "LoopStep",
     "ParallelBranch",
     "ParallelStep",
     "RetryPolicy",
@@ -72,7 +73,9 @@ EXTRA_SPELLINGS: dict[str, tuple[str, ...]] = {
 
 
 def spellings(field_name: str) -> tuple[str, ...]:
-    """Every key spelling accepted for a field, canonical first."""
+    """Every key spelling accepted for a field, canonical first (a field named after a
+    Python keyword, ``while_``, is spelt without its underscore)."""
+    field_name = field_name.removesuffix("_")
     camel = to_camel(field_name)
     names = (field_name, camel) if camel != field_name else (field_name,)
     return names + EXTRA_SPELLINGS.get(field_name, ())
@@ -329,6 +332,44 @@ class SignalStep(StepBase):
         return [self.signal] if isinstance(self.signal, str) else list(self.signal)
 
 
+MAX_LOOP_ITERATIONS = 1_000_000
+"""The highest `max_iterations` of a top-level loop: it continues as new between
+iterations, so its history stays bounded; the cap keeps a runaway loop finite."""
+MAX_NESTED_LOOP_ITERATIONS = 200
+"""The highest `max_iterations` of a loop inside a parallel, foreach, loop or
+on_failure: such a loop runs within one run's history (only top-level steps continue
+as new), like a foreach's items up to its batch threshold."""
+
+
+class LoopStep(StepBase):
+    """Runs a nested DAG once per iteration, `while` a condition holds or `until` one does."""
+
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    type: Literal["loop"]
+    steps: list[Step] = Field(min_length=1)
+    until: Condition = Field(
+        default=None, description="Checked after each iteration: true ends the loop"
+    )
+    while_: Condition = Field(
+        default=None,
+        serialization_alias="while",
+        description="Checked before each iteration: false ends the loop",
+    )
+    max_iterations: Annotated[int, Field(ge=1, le=MAX_LOOP_ITERATIONS)] = Field(
+        default=100,
+        description="More iterations than this fail the step (LoopLimit); at most "
+        f"{MAX_NESTED_LOOP_ITERATIONS} for a loop that is not a top-level step",
+    )
+    delay: Duration | None = Field(default=None, description="A durable timer between iterations")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> LoopStep:
+        if (self.until is None) == (self.while_ is None):
+            raise ValueError("a loop needs exactly one of 'until' or 'while'")
+        return self
+
+
 class SetStep(StepBase):
     """Stores values in ``vars`` without running an activity."""
 
@@ -365,6 +406,7 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "parallel": ParallelStep,
     "subworkflow": SubworkflowStep,
     "foreach": ForeachStep,
+    "loop": LoopStep,
     "wait": WaitStep,
     "signal": SignalStep,
     "set": SetStep,
@@ -386,6 +428,7 @@ Step = Annotated[
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[SubworkflowStep, Tag("subworkflow")]
     | Annotated[ForeachStep, Tag("foreach")]
+    | Annotated[LoopStep, Tag("loop")]
     | Annotated[WaitStep, Tag("wait")]
     | Annotated[SignalStep, Tag("signal")]
     | Annotated[SetStep, Tag("set")]
@@ -470,4 +513,5 @@ class Definition(Model):
 ParallelBranch.model_rebuild()
 ForeachStep.model_rebuild()
 ParallelStep.model_rebuild()
+LoopStep.model_rebuild()
 Definition.model_rebuild()

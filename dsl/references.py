@@ -1,9 +1,11 @@
 """Static checks of data flow: every template and condition names something that exists.
 
 A step may read ``steps.<id>`` only for steps upstream of it (its transitive
-dependencies, or those of the parallel/foreach step around it), ``vars.<name>`` only
-when an upstream ``set`` step sets it, ``item``/``index`` only inside a foreach body
-and ``run.error`` only in ``on_failure``. Conditions may name only known JsonLogic
+dependencies, or those of the parallel/foreach/loop step around it), ``vars.<name>``
+only when an upstream ``set`` step sets it, ``item``/``index`` only inside a foreach
+body, ``iteration`` only inside a loop and ``run.error`` only in ``on_failure``. A
+loop's ``until``/``while`` also read the steps inside it (the iteration just
+finished); outside a loop only ``steps.<loop>.output`` is visible. Conditions may name only known JsonLogic
 operators and the definition's rules. Checking this before a run starts is what keeps
 a typo from becoming a run that fails an hour in.
 
@@ -18,11 +20,12 @@ from typing import Any
 
 from dsl.conditions import ITERATING_OPERATORS, KNOWN_OPERATORS, condition_vars, expand_rules
 from dsl.errors import ExpressionError, Problem
-from dsl.graph import ON_FAILURE, Scope, WorkflowGraph, scope_name, suggest
+from dsl.graph import ON_FAILURE, Scope, WorkflowGraph, loop_scope_key, scope_name, suggest
 from dsl.models import (
     DecisionStep,
     FailStep,
     ForeachStep,
+    LoopStep,
     SetStep,
     Step,
     SubworkflowStep,
@@ -47,7 +50,10 @@ def check_references(graph: WorkflowGraph) -> list[Problem]:
         if not scope.order and scope.steps:
             continue  # a cycle was already reported; ancestry is meaningless there
         reader = _Reader(
-            None, checker.in_foreach(scope.parent), checker.root_scope(scope) == ON_FAILURE
+            None,
+            checker.within(scope.parent, ForeachStep),
+            checker.root_scope(scope) == ON_FAILURE,
+            in_loop=checker.within(scope.parent, LoopStep),
         )  # one per scope: what it may read depends on the scope, and on its step
         prerequisites = dict(scope.graph.reverse(copy=False).adjacency())  # its own dicts
         for step_id in scope.order:
@@ -62,12 +68,17 @@ def check_references(graph: WorkflowGraph) -> list[Problem]:
 class _Reader:
     """Who reads a value, which decides what it may name."""
 
-    __slots__ = ("in_foreach", "on_failure", "prerequisites", "step_id")
+    __slots__ = ("in_foreach", "in_loop", "loop_body", "on_failure", "prerequisites", "step_id")
 
-    def __init__(self, step_id: str | None, in_foreach: bool, on_failure: bool) -> None:
+    def __init__(
+        self, step_id: str | None, in_foreach: bool, on_failure: bool, *, in_loop: bool = False
+    ) -> None:
         self.step_id = step_id
         self.in_foreach = in_foreach
         self.on_failure = on_failure
+        self.in_loop = in_loop
+        self.loop_body: str | None = None
+        """A loop's `until`/`while` read: the steps inside that loop are readable too."""
         self.prerequisites: Mapping[str, Any] = {}
         """The reader step's direct prerequisites (read only): always upstream of it."""
 
@@ -147,11 +158,29 @@ class _Checker:
             current = self.graph.enclosing(current)
         return scopes
 
-    def in_foreach(self, outer: str | None) -> bool:
-        """Whether `outer` (the step around a scope) is a foreach or inside one."""
+    def within(self, outer: str | None, kind: type[Step]) -> bool:
+        """Whether `outer` (the step around a scope) is of `kind` or inside one."""
         current = outer
         while current is not None:
-            if isinstance(self.graph.step(current), ForeachStep):
+            if isinstance(self.graph.step(current), kind):
+                return True
+            current = self.graph.enclosing(current)
+        return False
+
+    def loop_around(self, step_id: str) -> str | None:
+        """The outermost loop `step_id` is inside, if any."""
+        found = None
+        current = self.graph.enclosing(step_id)
+        while current is not None:
+            if isinstance(self.graph.step(current), LoopStep):
+                found = current
+            current = self.graph.enclosing(current)
+        return found
+
+    def encloses(self, outer: str, step_id: str) -> bool:
+        current = self.graph.enclosing(step_id)
+        while current is not None:
+            if current == outer:
                 return True
             current = self.graph.enclosing(current)
         return False
@@ -198,6 +227,18 @@ class _Checker:
             self.check_value(step.message, (*path, "message"), reader)
         elif isinstance(step, SucceedStep):
             self.check_value(step.output, (*path, "output"), reader)
+        elif isinstance(step, LoopStep):
+            self.check_loop_conditions(step, path, reader)
+
+    def check_loop_conditions(self, step: LoopStep, path: JsonPath, reader: _Reader) -> None:
+        """`until`/`while` read what the loop's own steps may, its inner steps and
+        `iteration` besides: they are checked around each iteration."""
+        inner = _Reader(reader.step_id, reader.in_foreach, reader.on_failure, in_loop=True)
+        inner.prerequisites = reader.prerequisites
+        inner.loop_body = loop_scope_key(step.id)
+        for key, condition in (("until", step.until), ("while", step.while_)):
+            if condition is not None:
+                self.check_condition(condition, (*path, key), inner)
 
     def check_value(
         self, value: Any, path: JsonPath, reader: _Reader, *, itself: str | None = None
@@ -291,6 +332,8 @@ class _Checker:
             return self.vars_problem(rest, reader)
         if root in ("item", "index"):
             return None if reader.in_foreach else f"'{root}' exists only inside a foreach step"
+        if root == "iteration":
+            return None if reader.in_loop else "'iteration' exists only inside a loop step"
         if root == "run":
             field = rest[0] if rest else None
             if field == "error":
@@ -300,7 +343,7 @@ class _Checker:
             return (
                 f"unknown run field {field!r}; expected one of {', '.join((*RUN_FIELDS, 'error'))}"
             )
-        return f"unknown root {root!r}; expected input, steps, vars, item, index or run"
+        return f"unknown root {root!r}; expected input, steps, vars, item, index, iteration or run"
 
     def step_problem(self, rest: JsonPath, reader: _Reader, itself: str | None) -> str | None:
         if not rest or not isinstance(rest[0], str):
@@ -310,9 +353,18 @@ class _Checker:
             return f"after steps.{target} comes one of {', '.join(STEP_FIELDS)}"
         if target not in self.graph.scope_of:
             return f"unknown step {target!r}{suggest(target, list(self.graph.scope_of))}"
-        if target == itself or self.upstream(target, reader):
+        if reader.loop_body is not None and self.in_body(target, reader.loop_body):
+            return None
+        loop = self.loop_around(target)
+        hidden = loop is not None and not (reader.step_id and self.encloses(loop, reader.step_id))
+        if not hidden and (target == itself or self.upstream(target, reader)):
             return None
         home = self.graph.scope_of[target]
+        if hidden:
+            return (
+                f"step {target!r} is inside loop {loop!r}; outside a loop only "
+                f"steps.{loop}.output is visible (its last iteration's outputs are in 'last')"
+            )
         if reader.step_id is not None and home not in self.scopes_around(reader.step_id):
             return (
                 f"step {target!r} is in {scope_name(home)}; a step may read only steps "
@@ -325,6 +377,22 @@ class _Checker:
             else f"step {target!r} runs only in on_failure"
         )
 
+    def outwards(self, step_id: str) -> Iterator[str]:
+        """`step_id`, then each step around it, innermost first."""
+        current: str | None = step_id
+        while current is not None:
+            yield current
+            current = self.graph.enclosing(current)
+
+    def in_body(self, target: str, body: str) -> bool:
+        """Whether `target` is in the loop body scope `body`, at any depth."""
+        current: str | None = target
+        while current is not None:
+            if self.graph.scope_of[current] == body:
+                return True
+            current = self.graph.enclosing(current)
+        return False
+
     def vars_problem(self, rest: JsonPath, reader: _Reader) -> str | None:
         if not rest or not isinstance(rest[0], str):
             return "name a variable: vars.<name>"
@@ -332,7 +400,9 @@ class _Checker:
         setters = self.setters.get(name, [])
         if not setters:
             return f"no set step sets {name!r}{suggest(name, list(self.setters))}"
-        if any(self.upstream(s, reader) for s in setters):
+        if any(self.upstream(outer, reader) for s in setters for outer in self.outwards(s)):
+            return None  # a step around a setter finished only after the setter did
+        if reader.loop_body is not None and any(self.in_body(s, reader.loop_body) for s in setters):
             return None
         return f"{name!r} is set by {', '.join(map(repr, setters))}, which is not upstream of {reader.describe()}"
 

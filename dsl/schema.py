@@ -33,6 +33,13 @@ def _add_spellings(node: Any) -> None:
     if isinstance(node, dict):
         properties = node.get("properties")
         if isinstance(properties, dict) and node.get("additionalProperties") is False:
+            # A field named after a Python keyword (`while_`) is written without the "_".
+            renamed = {spellings(name)[0]: value for name, value in properties.items()}
+            if list(renamed) != list(properties):
+                properties.clear()
+                properties.update(renamed)
+                if "required" in node:
+                    node["required"] = [spellings(name)[0] for name in node["required"]]
             for name in list(properties):
                 for spelling in spellings(name)[1:]:
                     properties.setdefault(spelling, properties[name])

@@ -179,6 +179,33 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
         None,
         None,
     ),
+    # The `loop` step: until, a compensation per iteration, vars across iterations, and
+    # a continue-as-new between iterations (history_limit 20), the next run resuming it.
+    "loop-continued": (
+        "name: looping\nhistory_limit: 20\nsteps:\n"
+        "  - id: poll\n    type: loop\n"
+        "    until: {'>=': [{var: steps.check.output.i}, 5]}\n"
+        "    steps:\n"
+        "      - {id: check, action: echo, parameters: {i: '${{ iteration }}'}, "
+        "compensate: {action: log, parameters: {message: 'undo ${{ iteration }}'}}}\n"
+        "      - {id: seen, type: set, dependencies: [check], "
+        "values: {last: '${{ steps.check.output.i }}'}}\n"
+        "  - {id: after, action: echo, dependencies: [poll], "
+        "parameters: {n: '${{ steps.poll.output.iterations }}', last: '${{ vars.last }}'}}\n",
+        None,
+        None,
+    ),
+    # Since "foreach-items-own-steps": the steps of an item's parallel body read each other.
+    "foreach-item-branches": (
+        "name: item-branches\nsteps:\n  - id: each\n    type: foreach\n    items: [1, 2]\n"
+        "    step:\n      id: body\n      type: parallel\n      branches:\n"
+        "        - name: b\n          steps:\n"
+        "            - {id: a, action: echo, parameters: {v: '${{ item }}'}}\n"
+        "            - {id: c, action: echo, dependencies: [a], "
+        "parameters: {saw: '${{ steps.a.output.v }}'}}\n",
+        None,
+        None,
+    ),
 }
 
 

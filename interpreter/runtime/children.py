@@ -132,6 +132,7 @@ class ChildWorkflows:
     ) -> list[Any]:
         start = k * FOREACH_BATCH_SIZE + self.index_offset
         key = f"{step.id}{frame.suffix}#batch-{k}"
+        instance = f"{frame.instance(step.id)}#batch-{k}"
         self.progress.declare(
             key, f"{step.display_name}: items {start}-{start + len(batch) - 1}", "batch"
         )
@@ -150,7 +151,7 @@ class ChildWorkflows:
                     latest=self.latest,
                     batch={**seed, "index_offset": start},
                 ).to_json(),
-                id=f"{info.workflow_id}/{key.replace('#', '/')}",
+                id=f"{info.workflow_id}/{instance.replace('#', '/')}",
                 task_queue=info.task_queue,
                 search_attributes=self._child_attributes(
                     self.definition.name, self.definition.version
@@ -204,7 +205,7 @@ class ChildWorkflows:
         handle = await workflow.start_child_workflow(
             WORKFLOW_NAME,
             child_input.to_json(),
-            id=f"{info.workflow_id}/{step.id}{frame.suffix}",
+            id=f"{info.workflow_id}/{frame.instance(step.id)}",
             task_queue=step.task_queue or info.task_queue,
             run_timeout=step.timeout,
             parent_close_policy=ParentClosePolicy.TERMINATE

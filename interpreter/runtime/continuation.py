@@ -5,7 +5,8 @@ A run's history must never near Temporal's limits, however many steps the run ta
 `history_limit` (else `DEFAULT_HISTORY_LIMIT`), or Temporal suggests it, the top-level
 DAG drains: no new top-level step starts, those waiting for a start-gate slot are
 deferred (they never started), and the running ones finish — with everything inside
-them. Then the run continues as new with the same input plus a `Carried` state, and
+them (a top-level `loop` stops between two iterations: `interpreter.runtime.loops`).
+Then the run continues as new with the same input plus a `Carried` state, and
 the continuation goes on where it stopped, as one logical run: same workflow id, the
 first run's `run.run_id` and `run.start_time`, the same deadline, every step's status.
 
@@ -16,7 +17,7 @@ statuses of finished steps (templates, conditions, the output), `vars`, signals 
 arrived but no step took yet, the compensations still owed, the status rows, pause,
 and how the top-level steps finished (so readiness is rebuilt, not re-run). A step
 inside a top-level step never spans two runs: a `parallel` or `foreach` finishes in
-the run that started it.
+the run that started it, and so does each iteration of a loop.
 
 Part of the replay-critical runtime: pure data and pure functions.
 """
@@ -64,6 +65,8 @@ class Carried:
     progress: list[list[Any]] = field(default_factory=list)
     """`Progress.export()`: the status rows."""
     paused: bool = False
+    loops: dict[str, Any] = field(default_factory=dict)
+    """`LoopCheckpoint` of each top-level loop that stopped between iterations."""
 
     def to_json(self) -> dict[str, Any]:
         """A shallow dict: `dataclasses.asdict` deep-copies every value, which for a

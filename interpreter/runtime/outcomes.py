@@ -85,10 +85,25 @@ class RunSucceeded(Exception):
 
 @dataclass(frozen=True)
 class Frame:
-    """Where a step runs: the template context and, in a foreach, the instance suffix."""
+    """Where a step runs: the template context; in a foreach, the instance suffix
+    (``[3]``: a status row per item); in a loop, the iteration's tag (``@7``: in
+    Temporal ids and summaries only, so a loop keeps one status row per step)."""
 
     context: dict[str, Any]
     suffix: str = ""
+    tag: str = ""
+    own_steps: bool = False
+    """The context's ``steps`` belong to this frame (a loop iteration's copy), so the
+    steps run in it record their state there even inside a foreach item."""
+
+    @property
+    def records(self) -> bool:
+        """Whether a step that ends in this frame writes ``steps.<id>`` of its context."""
+        return not self.suffix or self.own_steps
+
+    def instance(self, step_id: str) -> str:
+        """The step's id in Temporal: activity ids, child workflow ids, summaries."""
+        return f"{step_id}{self.suffix}{self.tag}"
 
 
 @dataclass(frozen=True)
@@ -113,7 +128,7 @@ that one batch's output stands for."""
 
 
 def step_summary(step: Step, frame: Frame) -> str:
-    return f"{step.id}{frame.suffix}: {step.display_name}"
+    return f"{frame.instance(step.id)}: {step.display_name}"
 
 
 def temporal_retry(policy: RetryPolicy) -> TemporalRetryPolicy:

@@ -122,7 +122,8 @@ class Progress:
         attempts: int | None = None,
     ) -> None:
         state = self.steps[step_id]
-        self.counts[state.status] -= 1
+        was = state.status
+        self.counts[was] -= 1
         self.counts[status] += 1
         state.status = status
         if status == "failed":
@@ -130,7 +131,8 @@ class Progress:
         else:
             self.failed.pop(step_id, None)
         if status == "running":
-            state.started_at = at
+            if was != "running":  # a loop started again by its continued run ran on
+                state.started_at = at
             self.running[step_id] = None
         else:
             self.running.pop(step_id, None)

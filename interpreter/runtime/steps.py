@@ -1,5 +1,6 @@
-"""The step types, dispatched by `_execute`; those that run in the workflow itself: task, decision, parallel, foreach
-(in this run), wait, signal, set and fail.
+"""The step types, dispatched by `_execute`; those that run in the workflow itself: task,
+decision, parallel, foreach (in this run), wait, signal, set, fail and succeed (loops:
+`loops`, child workflows: `children`).
 
 A mixin of `DslWorkflow` (interpreter.runtime.workflow), which owns the state and the
 scheduling these methods use; the annotations below name what they rely on.
@@ -21,6 +22,7 @@ from dsl.models import (
     DecisionStep,
     Definition,
     ForeachStep,
+    LoopStep,
     ParallelStep,
     SetStep,
     SignalStep,
@@ -33,6 +35,7 @@ from dsl.models import (
 from dsl.policies import StepSettings, base_settings, step_settings
 from dsl.templates import render
 from interpreter.runtime.children import ChildWorkflows
+from interpreter.runtime.loops import Loops
 from interpreter.runtime.outcomes import (
     Frame,
     Outcome,
@@ -54,7 +57,12 @@ BATCHES_FOR_EVERY_JOIN = "foreach-batches-for-every-join"
 (`any`, `count`) replay running its items in the run itself."""
 
 
-class StepTypes(ChildWorkflows):
+ITEMS_OWN_STEPS = "foreach-items-own-steps"
+"""Runs started before the steps of a foreach item's `parallel` body could read each
+other replay with the item's steps unrecorded (their templates failed `not found`)."""
+
+
+class StepTypes(ChildWorkflows, Loops):
     """How each step type runs; `_execute` dispatches on the type."""
 
     definition: Definition
@@ -79,6 +87,8 @@ class StepTypes(ChildWorkflows):
             return await self._subworkflow(step, frame)
         if isinstance(step, ForeachStep):
             return await self._foreach(step, frame)
+        if isinstance(step, LoopStep):
+            return await self._loop(step, frame)
         if isinstance(step, WaitStep):
             return await self._wait(step, frame)
         if isinstance(step, SignalStep):
@@ -98,7 +108,7 @@ class StepTypes(ChildWorkflows):
         settings = self._settings(step)
         parameters = render(step.parameters, frame.context)
         options: dict[str, Any] = {
-            "activity_id": step.id + frame.suffix,
+            "activity_id": frame.instance(step.id),
             "start_to_close_timeout": settings.timeout,
             "schedule_to_close_timeout": step.schedule_to_close_timeout,
             "retry_policy": temporal_retry(settings.retry_policy),
@@ -165,9 +175,15 @@ class StepTypes(ChildWorkflows):
         # instead of failing: its parent counts them across batches.
         tolerant = self.batch_tolerant and frame.suffix == ""
 
+        # A body with steps inside gets a `steps` of its own per item, so that they read
+        # each other (a copy only then: items of a plain body write nothing there).
+        nested = isinstance(body, ParallelStep) and workflow.patched(ITEMS_OWN_STEPS)
+
         async def one(index: int, item: Any) -> Any:
             context = dict(frame.context, item=item, index=index)
-            inner = Frame(context, f"{frame.suffix}[{index}]")
+            if nested:
+                context["steps"] = dict(frame.context["steps"])
+            inner = Frame(context, f"{frame.suffix}[{index}]", frame.tag, own_steps=nested)
             outcome = await self._run_step(body, inner)
             if outcome.error is not None:
                 if tolerant:

@@ -34,12 +34,13 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from dsl.conditions import evaluate_condition
     from dsl.errors import ExpressionError, InputError
-    from dsl.graph import Scope, branch_scope_key, build_graph
+    from dsl.graph import Scope, branch_scope_key, build_graph, loop_scope_key
     from dsl.inputs import prepare_input
     from dsl.models import (
         DecisionStep,
         Definition,
         FailStep,
+        LoopStep,
         ParallelStep,
         SetStep,
         Step,
@@ -67,6 +68,7 @@ from interpreter.runtime.breaks import INLINE_COST, START_COST, Breaks
 from interpreter.runtime.cancellation import Stops, uncancel
 from interpreter.runtime.continuation import DEFAULT_HISTORY_LIMIT, Carried, ContinueAsNew
 from interpreter.runtime.gate import Deferred, StartGate
+from interpreter.runtime.loops import LoopCheckpoint
 from interpreter.runtime.outcomes import (
     Frame,
     Outcome,
@@ -137,6 +139,8 @@ class DslWorkflow(StepTypes):
         """Branches and items still running after their join was met with
         `cancel_remaining: false`: the run ends after them (`_finish_leftovers`)."""
         """Steps the `cancel_step` signal cancelled, until their run notices."""
+        self.loop_checkpoints: dict[str, LoopCheckpoint] = {}
+        """Where each top-level loop stopped when the run continued as new (`loops`)."""
         self.breaks: Breaks | None = None
         self.gated = False
         self.details_due = False
@@ -213,11 +217,16 @@ class DslWorkflow(StepTypes):
             context = self.context
             if "item" in owed:
                 context = dict(self.context, item=owed["item"], index=owed["index"])
-            self.compensations.append((step, Frame(context, owed["suffix"]), owed["output"]))
+            if "tag" in owed:
+                steps = {**self.context["steps"], **owed["steps"]}
+                context = dict(context, steps=steps, iteration=owed["iteration"])
+            frame = Frame(context, owed["suffix"], owed.get("tag", ""))
+            self.compensations.append((step, frame, owed["output"]))
         self.progress.restore(carried.progress)
         self.progress.continued = carried.continued
         self.finished_main = list(carried.finished)
         self.finished_before = len(carried.finished)
+        self.loop_checkpoints = dict(carried.loops)
         if carried.paused:
             self.gate.pause()
 
@@ -239,6 +248,8 @@ class DslWorkflow(StepTypes):
                     self._declare(
                         self.graph.scopes[branch_scope_key(step.id, branch.name)], depth + 1
                     )
+            elif isinstance(step, LoopStep):  # one row per inner step: the latest iteration's
+                self._declare(self.graph.scopes[loop_scope_key(step.id)], depth + 1)
 
     # ------------------------------------------------------------------ run
 
@@ -322,11 +333,22 @@ class DslWorkflow(StepTypes):
 
     def _continue_due(self) -> bool:
         """Whether the top-level DAG should drain so that the run continues as new."""
-        if not self.may_continue or len(self.finished_main) == self.finished_before:
+        if len(self.finished_main) == self.finished_before:
+            return False
+        return self._history_full()
+
+    def _history_full(self) -> bool:
+        """Whether this run's history is long enough to continue as new (if it may)."""
+        if not self.may_continue:
             return False
         info = self.info  # the methods read the runtime: the same object stays current
         limit = self.definition.history_limit or DEFAULT_HISTORY_LIMIT
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+
+    def _drain(self) -> None:
+        """Start no new top-level step: the run continues as new once nothing runs."""
+        self.draining = True
+        self.gate.defer()  # top-level steps still waiting for a slot
 
     async def _continue_as_new(self, run: RunInput) -> NoReturn:
         """Continue as new, or fail the run (compensated) when the worker refuses to
@@ -348,6 +370,12 @@ class DslWorkflow(StepTypes):
             entry = {"step": step.id, "suffix": frame.suffix, "output": output}
             if "item" in frame.context:
                 entry.update(item=frame.context["item"], index=frame.context["index"])
+            if frame.tag:  # in a loop: its iteration, and the iteration's own step states
+                entry.update(tag=frame.tag, iteration=frame.context["iteration"])
+                outer = self.context["steps"]
+                entry["steps"] = {
+                    k: v for k, v in frame.context["steps"].items() if outer.get(k) is not v
+                }
             owed.append(entry)
         signals, arrivals = self.signals.export()
         carried = Carried(
@@ -363,6 +391,7 @@ class DslWorkflow(StepTypes):
             compensations=owed,
             progress=self.progress.export(),
             paused=self.paused,
+            loops=dict(self.loop_checkpoints),
         )
         # The input as prepared: the continuation does not prepare it again.
         continued = dataclasses.replace(run, input=self.context["input"], carried=carried.to_json())
@@ -405,8 +434,10 @@ class DslWorkflow(StepTypes):
 
     async def _compensate(self, step: TaskStep, frame: Frame, output: Any) -> None:
         assert step.compensate is not None
-        key = f"{step.id}{frame.suffix}.compensate"
-        self.progress.declare(key, f"undo {step.display_name}{frame.suffix}", "compensation")
+        key = f"{frame.instance(step.id)}.compensate"
+        self.progress.declare(
+            key, f"undo {step.display_name}{frame.suffix}{frame.tag}", "compensation"
+        )
         self.progress.update(key, "running", workflow.now())
         self._show()
         own = {"status": "completed", "output": output, "error": None}
@@ -585,8 +616,7 @@ class DslWorkflow(StepTypes):
         try:
             while not work.met():
                 if main and not self.draining and self._continue_due():
-                    self.draining = True
-                    self.gate.defer()  # top-level steps still waiting for a slot
+                    self._drain()
                 while not held() and not (main and self.draining):
                     if limit is not None and len(running) >= limit:
                         break
@@ -710,7 +740,7 @@ class DslWorkflow(StepTypes):
     def _describe(self, step: Step, frame: Frame, exc: FailureError) -> dict[str, Any]:
         """The step's error from an activity or child failure."""
         if isinstance(step, SubworkflowStep):
-            timed_out = child_run_timeout(step, step.id + frame.suffix, exc)
+            timed_out = child_run_timeout(step, frame.instance(step.id), exc)
             if timed_out is not None and workflow.patched(SUBWORKFLOW_RUN_TIMEOUT):
                 return timed_out
         return describe_failure(exc)
@@ -735,7 +765,7 @@ class DslWorkflow(StepTypes):
         key = step.id + frame.suffix
         self.progress.declare(key, step.display_name + frame.suffix, step.type)
         self.progress.update(key, status, workflow.now(), error=error)
-        if status != "running" and not frame.suffix:
+        if status != "running" and frame.records:
             frame.context["steps"][step.id] = {"status": status, "output": output, "error": error}
         self._show()
 

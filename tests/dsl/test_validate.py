@@ -211,6 +211,7 @@ def test_every_example_is_valid_with_the_shipped_activities() -> None:
         "set",
         "fail",
         "succeed",
+        "loop",
     }
 
 
@@ -350,3 +351,74 @@ def test_cancel_remaining_false_needs_a_join_that_leaves_something_running() -> 
     ]
     assert len(_messages(text.format(join="    join: {count: 2}\n", fjoin="join: any, "))) == 1
     validate_text(text.format(join="    join: any\n", fjoin="join: {count: 1}, "))
+
+
+LOOP = """name: a
+steps:
+  - {{id: before, type: set, values: {{limit: 3}}}}
+  - id: l
+    type: loop
+    dependencies: [before]
+{condition}    steps:
+      - {{id: check, action: echo, parameters: {{n: "${{{{ iteration }}}}"}}}}
+      - {{id: note, type: set, dependencies: [check], values: {{seen: "${{{{ steps.check.output.n }}}}"}}}}
+  - {{id: after, type: set, dependencies: [l], values: {after}}}
+"""
+
+
+def test_a_loop_has_exactly_one_of_until_and_while() -> None:
+    both = '    until: true\n    while: {"var": "vars.seen"}\n'
+    message = "d.yaml:4:5: error: step 'l': a loop needs exactly one of 'until' or 'while'"
+    assert _messages(LOOP.format(condition=both, after="{x: 1}")) == [message]
+    assert _messages(LOOP.format(condition="", after="{x: 1}")) == [message]
+
+
+def test_a_loops_condition_reads_its_inner_steps_and_iteration() -> None:
+    until = '    until: {">=": [{"var": "steps.check.output.n"}, {"var": "vars.limit"}]}\n'
+    after = '{a: "${{ steps.l.output.last.note }}", b: "${{ vars.seen }}"}'
+    validate_text(LOOP.format(condition=until, after=after))
+    until = '    until: {"and": [{"var": "iteration"}, {"var": "vars.seen"}, {"var": "steps.x.output"}]}\n'
+    assert _messages(LOOP.format(condition=until, after="{x: 1}")) == [
+        "d.yaml:7:73: error: var 'steps.x.output': unknown step 'x'"
+    ]
+
+
+def test_outside_a_loop_only_its_output_and_no_iteration_is_visible() -> None:
+    after = '{a: "${{ steps.check.output }}", b: "${{ iteration }}"}'
+    text = LOOP.format(condition="    until: true\n", after=after)
+    text += 'output: "${{ steps.note.output }}"\n'
+    hidden = (
+        "step '{0}' is inside loop 'l'; outside a loop only steps.l.output is visible "
+        "(its last iteration's outputs are in 'last')"
+    )
+    assert _messages(text) == [
+        f"d.yaml:11:59: error: ${{{{ steps.check.output }}}}: {hidden.format('check')}",
+        "d.yaml:11:91: error: ${{ iteration }}: 'iteration' exists only inside a loop step",
+        f"d.yaml:12:9: error: ${{{{ steps.note.output }}}}: {hidden.format('note')}",
+    ]
+
+
+def test_max_iterations_is_capped_lower_for_a_loop_that_is_not_top_level() -> None:
+    nested = (
+        "name: a\nsteps:\n  - id: p\n    type: parallel\n    branches:\n      - name: b\n"
+        "        steps:\n          - id: l\n            type: loop\n            until: true\n"
+        "            max_iterations: {n}\n            steps: [{{id: x, action: echo}}]\n"
+    )
+    validate_text(nested.format(n=200))
+    assert _messages(nested.format(n=201)) == [
+        "d.yaml:11:29: error: max_iterations 201 is above 200, the most for a loop inside "
+        "branch 'b' of 'p': only a top-level loop continues as new between iterations; make "
+        "it a top-level step or a subworkflow"
+    ]
+    top = "name: a\nsteps:\n  - {id: l, type: loop, until: true, max_iterations: 1000001, steps: [{id: x, action: echo}]}\n"
+    assert _messages(top) == [
+        "d.yaml:3:54: error: max_iterations: input should be less than or equal to 1000000"
+    ]
+
+
+def test_vars_set_inside_a_parallel_are_visible_after_it() -> None:
+    validate_text(
+        "name: a\nsteps:\n  - id: p\n    type: parallel\n    branches:\n"
+        "      - {name: b, steps: [{id: s, type: set, values: {z: 1}}]}\n"
+        '  - {id: after, type: set, dependencies: [p], values: {a: "${{ vars.z }}"}}\n'
+    )
