@@ -1,4 +1,4 @@
-"""The workflow patterns, each run on a real Temporal dev server.
+"""The workflow patterns of docs/patterns.md, each run on a real Temporal dev server.
 
 Every pattern the page calls native has a definition in tests/patterns/; the tests
 below run it on one shared worker and check what the pattern claims (which steps
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.support.runs import interpreter_worker, start, wait_for_step
 
 ROOT = Path(__file__).resolve().parents[1]
 PATTERNS = ROOT / "tests" / "patterns"
+PAGE = ROOT / "docs" / "patterns.md"
 
 NEEDS_LATER = {
     "wcp17-interleaved-parallel-routing.yaml",  # mutex
@@ -56,7 +58,7 @@ def fixture_files() -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------
-# Static checks: the fixtures validate.
+# Static checks: the fixtures validate, and the page agrees with them.
 
 
 @pytest.mark.parametrize("path", fixture_files(), ids=lambda p: p.name)
@@ -74,6 +76,58 @@ def test_every_fixture_validates(path: Path) -> None:
 def test_needs_later_names_existing_fixtures() -> None:
     missing = NEEDS_LATER - {p.name for p in fixture_files()}
     assert missing == set()
+
+
+_ROW = re.compile(r"^\|\s*WCP-(\d+)\s*\|(.*)\|\s*$")
+_LINK = re.compile(r"\]\(\.\./tests/patterns/([^)#\s]+)\)")
+_COUNT = re.compile(
+    r"^\*\*(\d+) native, (\d+) by a workaround, (\d+) not expressible\*\*", re.MULTILINE
+)
+CLASSES = ("native", "by a workaround", "not expressible")
+
+
+def _page_rows() -> dict[int, tuple[str, list[str]]]:
+    """Pattern number → (classification, fixture files linked in its row)."""
+    rows: dict[int, tuple[str, list[str]]] = {}
+    for line in PAGE.read_text(encoding="utf-8").splitlines():
+        match = _ROW.match(line)
+        if match is None:
+            continue
+        number = int(match.group(1))
+        cells = [cell.strip() for cell in match.group(2).split("|")]
+        kind = cells[1].strip("*").strip()
+        assert number not in rows, f"WCP-{number} has two rows"
+        rows[number] = (kind, _LINK.findall(line))
+    return rows
+
+
+def test_the_page_classifies_each_of_the_43_patterns_once() -> None:
+    rows = _page_rows()
+    assert sorted(rows) == list(range(1, 44))
+    unknown = {n: kind for n, (kind, _) in rows.items() if kind not in CLASSES}
+    assert unknown == {}
+
+
+def test_the_count_line_matches_the_table() -> None:
+    match = _COUNT.search(PAGE.read_text(encoding="utf-8"))
+    assert match is not None, "no '**N native, M by a workaround, K not expressible**' line"
+    counted = tuple(int(n) for n in match.groups())
+    kinds = [kind for kind, _ in _page_rows().values()]
+    assert counted == tuple(kinds.count(kind) for kind in CLASSES)
+
+
+def test_every_native_row_links_a_fixture_and_every_fixture_is_linked() -> None:
+    rows = _page_rows()
+    existing = {p.name for p in fixture_files()}
+    unlinked_native = [n for n, (kind, links) in rows.items() if kind == "native" and not links]
+    assert unlinked_native == []
+    linked = {name for _, links in rows.values() for name in links}
+    assert linked - existing == set(), "links to fixtures that do not exist"
+    assert existing - linked == set(), "fixtures the page does not link"
+    # A native row's first link is the pattern's own definition, named after it.
+    for number, (kind, links) in rows.items():
+        if kind == "native":
+            assert links[0].startswith(f"wcp{number:02d}-"), (number, links)
 
 
 # ---------------------------------------------------------------------------------------
