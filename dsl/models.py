@@ -210,6 +210,11 @@ class StepBase(Model):
     timeout: Duration | None = None
     retry_policy: RetryPolicy | None = None
     continue_on_error: bool = False
+    mutex: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="A name (templates allowed): at most one step holding it runs at a "
+        "time across all runs of the namespace; the others wait, first come first served",
+    )
 
     @property
     def display_name(self) -> str:

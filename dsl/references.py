@@ -199,6 +199,8 @@ class _Checker:
         path = self.graph.paths[step.id]
         if step.when is not None:
             self.check_condition(step.when, (*path, "when"), reader)
+        if step.mutex is not None:
+            self.check_value(step.mutex, (*path, "mutex"), reader)
         if isinstance(step, TaskStep):
             self.check_value(step.parameters, (*path, "parameters"), reader)
             if step.compensate is not None:

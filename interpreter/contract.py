@@ -23,6 +23,13 @@ __all__ = [
     "MEMO_HASH",
     "MEMO_NAME",
     "MEMO_VERSION",
+    "MUTEX_GRANTED_SIGNAL",
+    "MUTEX_ID_PREFIX",
+    "MUTEX_RELEASE_SIGNAL",
+    "MUTEX_REQUEST_ACTIVITY",
+    "MUTEX_REQUEST_SIGNAL",
+    "MUTEX_WATCH_ACTIVITY",
+    "MUTEX_WORKFLOW_NAME",
     "OUTPUTS_QUERY",
     "PAUSE_SIGNAL",
     "RESUME_SIGNAL",
@@ -48,9 +55,10 @@ CANCEL_STEP_SIGNAL = "cancel_step"
 """Payload ``{"step": "<id>"}``: cancel that one running step; the run goes on."""
 CONTROL_SIGNALS = (PAUSE_SIGNAL, RESUME_SIGNAL, CANCEL_SIGNAL, CANCEL_STEP_SIGNAL)
 
-StepStatus = Literal["pending", "running", "completed", "skipped", "failed", "cancelled"]
+StepStatus = Literal["pending", "waiting", "running", "completed", "skipped", "failed", "cancelled"]
 STEP_STATUSES: tuple[StepStatus, ...] = (
     "pending",
+    "waiting",
     "running",
     "completed",
     "skipped",
@@ -65,6 +73,20 @@ SEARCH_ATTRIBUTES = (DSL_NAME, DSL_VERSION)
 
 CANCEL_RUN_ACTIVITY = "tdsl.cancel_run"
 """The internal activity through which a `cancel` signal becomes a real cancellation."""
+MUTEX_WORKFLOW_NAME = "tdsl.mutex"
+"""The workflow that holds one mutex name of the namespace (`interpreter.runtime.mutex`),
+with the id `MUTEX_ID_PREFIX` + name."""
+MUTEX_ID_PREFIX = "tdsl-mutex/"
+MUTEX_REQUEST_SIGNAL = "tdsl_mutex_request"
+MUTEX_RELEASE_SIGNAL = "tdsl_mutex_release"
+MUTEX_GRANTED_SIGNAL = "tdsl_mutex_granted"
+"""Sent by the mutex workflow to the run whose request it granted."""
+MUTEX_REQUEST_ACTIVITY = "tdsl.mutex.request"
+"""Signal-with-start of the mutex workflow on behalf of a run (workflows cannot start
+a workflow that is not their child)."""
+MUTEX_WATCH_ACTIVITY = "tdsl.mutex.watch"
+"""Returns once the holder's run is no longer running: how a terminated holder, which
+runs no code, still gives the mutex back."""
 BREAK_ACTIVITY = "tdsl.break"
 """The internal no-op local activity a run awaits to end a long workflow task
 (`interpreter.runtime.breaks`)."""

@@ -36,8 +36,9 @@ from activities.registry import (
 )
 from dsl.errors import DslError, InputError, NotFoundError, ServiceError
 from interpreter.contract import WORKFLOW_NAME
-from interpreter.control import cancel_run, take_break
+from interpreter.control import cancel_run, request_mutex, take_break, watch_holder
 from interpreter.payloads import PayloadLimitInterceptor, payload_codec, worker_client
+from interpreter.runtime.mutex import MutexWorkflow
 from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
 
 __all__ = [
@@ -104,7 +105,11 @@ def _activities(
     except NotFoundError as exc:  # a bad --activities value is a usage mistake
         raise InputError(str(exc)) from None
     return with_unknown_action_guard(
-        merge_activities(default_activities(builtin), [cancel_run, take_break], extra)
+        merge_activities(
+            default_activities(builtin),
+            [cancel_run, take_break, request_mutex, watch_holder],
+            extra,
+        )
     )
 
 
@@ -133,7 +138,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         interceptors=[PayloadLimitInterceptor(codec)] if codec is not None else [],
-        workflows=[DslWorkflow],
+        workflows=[DslWorkflow, MutexWorkflow],
         activities=_activities(builtin or BuiltinActivities(), activity_modules),
         workflow_runner=workflow_runner(sandbox_from_env() if sandboxed is None else sandboxed),
         max_concurrent_activities=max_concurrent_activities,

@@ -17,9 +17,14 @@ from typing import Any
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from interpreter.dev.servers import start_local_env
+from interpreter.runtime.mutex import mutex_id
 from tests.support.runs import DEFINITIONS, interpreter_worker, start
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+MUTEX_HISTORY = "mutex-workflow"
+"""The history of the `tdsl.mutex` workflow that `mutex-held` asked (its own id)."""
 
 
 def replay_id(name: str) -> str:
@@ -27,6 +32,8 @@ def replay_id(name: str) -> str:
 
     A run that continued as new is recorded as one file per run, ``NAME.json`` for the
     first and ``NAME.2.json``… for the continuations, all under NAME's id."""
+    if name == MUTEX_HISTORY:
+        return mutex_id("replay")
     return f"replay-{name.split('.')[0]}"
 
 
@@ -195,6 +202,15 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
         None,
         None,
     ),
+    # A step holding a mutex (`waiting`, then granted and released); the mutex
+    # workflow's own history is recorded beside it (MUTEX_HISTORY).
+    "mutex-held": (
+        "name: critical\nsteps:\n  - {id: first, action: echo}\n"
+        "  - {id: locked, action: echo, mutex: replay, dependencies: [first], "
+        "parameters: {inside: true}}\n  - {id: after, action: echo, dependencies: [locked]}\n",
+        None,
+        None,
+    ),
     # Since "foreach-items-own-steps": the steps of an item's parallel body read each other.
     "foreach-item-branches": (
         "name: item-branches\nsteps:\n  - id: each\n    type: foreach\n    items: [1, 2]\n"
@@ -224,6 +240,11 @@ async def record(client: Client, name: str, overwrite: bool) -> None:
     for number, run in enumerate(runs, start=1):
         path = target if number == 1 else HISTORIES / f"{name}.{number}.json"
         history = await client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history()
+        path.write_text(history.to_json() + "\n")
+        print(f"recorded {path.relative_to(HISTORIES.parent.parent)}")
+    if name == "mutex-held":
+        path = HISTORIES / f"{MUTEX_HISTORY}.json"
+        history = await client.get_workflow_handle(mutex_id("replay")).fetch_history()
         path.write_text(history.to_json() + "\n")
         print(f"recorded {path.relative_to(HISTORIES.parent.parent)}")
 

@@ -3,8 +3,7 @@
 Every pattern the page calls native has a definition in tests/patterns/; the tests
 below run it on one shared worker and check what the pattern claims (which steps
 ran, were skipped or cancelled, in which order, with which outputs), not just that
-the run ended. A definition that needs a construct not on main yet is listed in
-`NEEDS_LATER`: its test is written, and skipped until the set is emptied.
+the run ended.
 """
 
 from __future__ import annotations
@@ -29,12 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PATTERNS = ROOT / "tests" / "patterns"
 PAGE = ROOT / "docs" / "patterns.md"
 
-NEEDS_LATER = {
-    "wcp17-interleaved-parallel-routing.yaml",  # mutex
-    "wcp39-critical-section.yaml",  # mutex
-}
-"""Fixtures whose constructs are not on main yet: not validated, their tests skipped."""
-
 RESULT_TIMEOUT = 30.0
 """No pattern's run takes more than a few seconds: a hang fails instead of waiting."""
 
@@ -42,12 +35,11 @@ Handle = WorkflowHandle[Any, Any]
 
 
 def fixture(name: str) -> Callable[[Any], Any]:
-    """Marks a test that runs *name*: an integration test, skipped while the fixture
-    needs a construct that has not landed."""
+    """Marks a test that runs the fixture *name* (an integration test)."""
+    assert (PATTERNS / name).is_file(), name
 
     def mark(test: Any) -> Any:
-        test = pytest.mark.integration(test)
-        return pytest.mark.skipif(name in NEEDS_LATER, reason="needs loop/mutex")(test)
+        return pytest.mark.integration(test)
 
     return mark
 
@@ -65,16 +57,9 @@ def test_every_fixture_validates(path: Path) -> None:
     from activities.builtin import BuiltinActivities
     from activities.registry import activity_names, default_activities
 
-    if path.name in NEEDS_LATER:
-        pytest.skip("needs loop/mutex")
     names = set(activity_names(default_activities(BuiltinActivities())))
     checked = validate_file(path, activities=names)
     assert checked.definition.name == path.stem
-
-
-def test_needs_later_names_existing_fixtures() -> None:
-    missing = NEEDS_LATER - {p.name for p in fixture_files()}
-    assert missing == set()
 
 
 _ROW = re.compile(r"^\|\s*WCP-(\d+)\s*\|(.*)\|\s*$")

@@ -30,6 +30,7 @@ __all__ = [
 
 STEP_STYLES = {
     "pending": "dim",
+    "waiting": "cyan",
     "running": "yellow",
     "completed": "green",
     "skipped": "dim",

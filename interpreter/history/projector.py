@@ -478,7 +478,7 @@ def _steps(
         detail = details.get(step_id)
         detail = detail if isinstance(detail, dict) else {}
         status = merged_state["status"]
-        if closed and status == "running":
+        if closed and status in ("running", "waiting"):
             status = "cancelled"
         error = detail.get("error")
         records.append(

@@ -163,7 +163,7 @@ on conflict (workflow_id, run_id, step_id) do update set
     error = excluded.error,
     updated_at = excluded.updated_at
 where s.updated_at <= excluded.updated_at
-  and not (excluded.status in ('pending', 'running')
+  and not (excluded.status in ('pending', 'waiting', 'running')
            and s.status in ('completed', 'skipped', 'failed', 'cancelled'))
 """
 

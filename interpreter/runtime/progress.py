@@ -136,7 +136,7 @@ class Progress:
             self.running[step_id] = None
         else:
             self.running.pop(step_id, None)
-            if status != "pending":
+            if status not in ("pending", "waiting"):
                 state.ended_at = at
                 if state.started_at is None:
                     state.started_at = at
@@ -204,6 +204,7 @@ class Progress:
 
 _ICON = {
     "pending": "⏳",
+    "waiting": "🔒",
     "running": "▶️",
     "completed": "✅",
     "skipped": "⏭️",

@@ -69,6 +69,7 @@ from interpreter.runtime.cancellation import Stops, uncancel
 from interpreter.runtime.continuation import DEFAULT_HISTORY_LIMIT, Carried, ContinueAsNew
 from interpreter.runtime.gate import Deferred, StartGate
 from interpreter.runtime.loops import LoopCheckpoint
+from interpreter.runtime.mutex import Mutexes
 from interpreter.runtime.outcomes import (
     Frame,
     Outcome,
@@ -125,7 +126,7 @@ COMMANDLESS = (SetStep, DecisionStep, FailStep)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
-class DslWorkflow(StepTypes):
+class DslWorkflow(StepTypes, Mutexes):
     """Interprets the definition in its input; one workflow type for every definition."""
 
     @workflow.init
@@ -139,6 +140,10 @@ class DslWorkflow(StepTypes):
         """Branches and items still running after their join was met with
         `cancel_remaining: false`: the run ends after them (`_finish_leftovers`)."""
         """Steps the `cancel_step` signal cancelled, until their run notices."""
+        self.granted: dict[str, None] = {}
+        self.mutex_waiting: dict[str, None] = {}
+        self.mutex_requests = 0
+        """Mutex requests of this run so far, and their state (`interpreter.runtime.mutex`)."""
         self.loop_checkpoints: dict[str, LoopCheckpoint] = {}
         """Where each top-level loop stopped when the run continued as new (`loops`)."""
         self.breaks: Breaks | None = None
@@ -694,15 +699,16 @@ class DslWorkflow(StepTypes):
                         await self.breaks.turn(INLINE_COST)
                     elif isinstance(step, TaskStep | SubworkflowStep):
                         await self.breaks.turn(START_COST)
-                self._record(step, frame, "running")
-                if step.when is not None:
-                    evaluate_condition(step.when, frame.context, self.definition.rules)
                 task = asyncio.current_task()
                 cancellable = "[" not in key  # foreach items are not
                 if cancellable and task is not None:
                     self.running_steps[key] = task  # for cancel_step, while it runs
                 try:
-                    output = await self._execute(step, frame)
+                    async with self._mutex(step, frame):
+                        self._record(step, frame, "running")
+                        if step.when is not None:
+                            evaluate_condition(step.when, frame.context, self.definition.rules)
+                        output = await self._execute(step, frame)
                 finally:
                     if cancellable:
                         self.running_steps.pop(key, None)
@@ -745,6 +751,23 @@ class DslWorkflow(StepTypes):
                 return timed_out
         return describe_failure(exc)
 
+    def _mutex(self, step: Step, frame: Frame) -> contextlib.AbstractAsyncContextManager[None]:
+        """The step's mutex, held while it runs (`waiting` until granted)."""
+        if step.mutex is None:
+            return contextlib.nullcontext()
+        name = render(step.mutex, frame.context)
+        if not isinstance(name, str | int | float) or not str(name) or len(str(name)) > 200:
+            raise StepFailed(
+                step,
+                {
+                    "type": "ExpressionError",
+                    "message": f"mutex {name!r} is not a name of 1 to 200 characters",
+                },
+            )
+        return self._holding(
+            str(name), frame.instance(step.id), lambda: self._record(step, frame, "waiting")
+        )
+
     def _admission(
         self, step: Step, deferrable: bool
     ) -> contextlib.AbstractAsyncContextManager[None]:
@@ -765,7 +788,7 @@ class DslWorkflow(StepTypes):
         key = step.id + frame.suffix
         self.progress.declare(key, step.display_name + frame.suffix, step.type)
         self.progress.update(key, status, workflow.now(), error=error)
-        if status != "running" and frame.records:
+        if status not in ("running", "waiting") and frame.records:
             frame.context["steps"][step.id] = {"status": status, "output": output, "error": error}
         self._show()
 

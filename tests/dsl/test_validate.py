@@ -422,3 +422,16 @@ def test_vars_set_inside_a_parallel_are_visible_after_it() -> None:
         "      - {name: b, steps: [{id: s, type: set, values: {z: 1}}]}\n"
         '  - {id: after, type: set, dependencies: [p], values: {a: "${{ vars.z }}"}}\n'
     )
+
+
+def test_a_mutex_template_reads_only_what_its_step_may_read() -> None:
+    text = (
+        "name: a\nsteps:\n  - {{id: one, action: echo}}\n"
+        '  - {{id: two, action: echo, mutex: "{mutex}"}}\n'
+    )
+    validate_text(text.format(mutex="account-${{ input.account }}"))
+    assert _messages(text.format(mutex="m-${{ steps.one.output.id }}")) == [
+        "d.yaml:4:36: error: ${{ steps.one.output.id }}: step 'one' is not upstream of step "
+        "'two'; add 'one' to the dependencies of 'two'"
+    ]
+    assert len(_messages(text.format(mutex="").replace('mutex: ""', "mutex: ''"))) == 1
