@@ -705,6 +705,8 @@ class DslWorkflow(StepTypes, Mutexes):
                     self.running_steps[key] = task  # for cancel_step, while it runs
                 try:
                     async with self._mutex(step, frame):
+                        if step.mutex is not None and self.gated:
+                            await self.gate.unpaused()  # granted while paused: still held
                         self._record(step, frame, "running")
                         if step.when is not None:
                             evaluate_condition(step.when, frame.context, self.definition.rules)

@@ -187,3 +187,22 @@ async def test_the_adjust_balance_example_serialises_runs_of_one_account(
     first, second = [await _times(handle, "update") for handle in handles[:2]]
     assert first[1] is not None
     assert second[0] >= first[1] or first[0] >= (second[1] or first[0])
+
+
+async def test_a_step_granted_its_mutex_while_its_run_is_paused_waits_for_resume(
+    client: Client, worker: str
+) -> None:
+    mutex = f"m-{uuid4()}"
+    holder = await start(client, worker, _hold(mutex), {"seconds": 1})
+    await wait_for_step(holder, "work")
+    waiter = await start(client, worker, _hold(mutex), {"seconds": 0.1})
+    await wait_for_step(waiter, "work", "waiting")
+    await waiter.signal("pause")
+    async with asyncio.timeout(30):
+        await holder.result()
+    await asyncio.sleep(1.5)
+    assert (await statuses(waiter))["work"] == "waiting"
+    assert await _holder(client, mutex) == waiter.id  # granted, held while paused
+    await waiter.signal("resume")
+    async with asyncio.timeout(30):
+        await waiter.result()
