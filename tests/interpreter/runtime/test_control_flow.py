@@ -290,3 +290,20 @@ async def test_the_fastest_quote_example_orders_from_the_first_and_waits_for_the
     # The run waited for the slower supplier: its quote came after the order.
     steps = states["steps"]
     assert steps["globex_quote"]["ended_at"] > steps["order"]["ended_at"]
+
+
+async def test_the_best_effort_enrichment_example_goes_on_without_the_cancelled_step(
+    client: Client, worker: str
+) -> None:
+    handle = await start(
+        client, worker, DEFINITIONS / "best-effort-enrichment.yaml", {"order_id": "A-42"}
+    )
+    await wait_for_step(handle, "enrich")
+    await cancel_run(client, handle.id, step="enrich")
+    async with asyncio.timeout(30):
+        assert await handle.result() == {"order_id": "A-42", "enriched": "cancelled"}
+    assert await statuses(handle) == {
+        "load": "completed",
+        "enrich": "cancelled",
+        "ship": "completed",
+    }
