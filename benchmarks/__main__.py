@@ -58,6 +58,7 @@ class Sizes:
     large_chain: int
     large_fanout: int
     large_foreach: int
+    large_loop: int
 
 
 FULL = Sizes(
@@ -73,6 +74,7 @@ FULL = Sizes(
     large_chain=10_000,
     large_fanout=3_000,
     large_foreach=10_000,
+    large_loop=10_000,
 )
 QUICK = Sizes(
     chain=50,
@@ -87,6 +89,7 @@ QUICK = Sizes(
     large_chain=1_000,
     large_fanout=500,
     large_foreach=500,
+    large_loop=500,
 )
 
 
@@ -404,7 +407,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
         print("run history on vs off", flush=True)
         history = await history_cost(client, timed[0], sizes.repetitions)
         print("large runs (interpreter only)", flush=True)
-        large = await large_runs(client, sizes.large_chain, sizes.large_fanout, sizes.large_foreach)
+        large = await large_runs(
+            client, sizes.large_chain, sizes.large_fanout, sizes.large_foreach, sizes.large_loop
+        )
 
         cpu = [small[0], timed[0], small[1], timed[1], timed[2]]
         table = _table(results, timed, cpu)

@@ -110,15 +110,29 @@ def _foreach_outputs(expected: int) -> Any:
     return check
 
 
-async def large_runs(client: Client, chain: int, fanout: int, foreach: int) -> list[LargeRun]:
+def _loop_output(expected: int) -> Any:
+    def check(result: Any) -> None:
+        loop = result["poll"]
+        if loop != {"iterations": expected, "last": {"check": {"i": expected - 1}}}:
+            raise AssertionError(f"loop: wrong output {str(result)[:200]}")
+
+    return check
+
+
+async def large_runs(
+    client: Client, chain: int, fanout: int, foreach: int, loop: int
+) -> list[LargeRun]:
     """A chain that must continue as new, a fan-out wider than Temporal's pending
-    limit, and a foreach with a count join over as many items."""
+    limit, a foreach with a count join over as many items, and a top-level loop of
+    one activity per iteration, which continues as new between iterations."""
     with tempfile.TemporaryDirectory(prefix="tdsl-bench-payloads-") as directory:
         stored = with_payload_codec(client, FileStore(directory, create=True), worker=True)
-        return await _large_runs(stored, chain, fanout, foreach)
+        return await _large_runs(stored, chain, fanout, foreach, loop)
 
 
-async def _large_runs(client: Client, chain: int, fanout: int, foreach: int) -> list[LargeRun]:
+async def _large_runs(
+    client: Client, chain: int, fanout: int, foreach: int, loop: int
+) -> list[LargeRun]:
     return [
         await _measure(
             client,
@@ -140,6 +154,13 @@ async def _large_runs(client: Client, chain: int, fanout: int, foreach: int) -> 
             foreach,
             scenarios.foreach(foreach, join={"count": foreach}),
             _foreach_outputs(foreach),
+        ),
+        await _measure(
+            client,
+            f"loop of {loop} iterations (continues as new)",
+            loop,
+            scenarios.loop(loop),
+            _loop_output(loop),
         ),
     ]
 

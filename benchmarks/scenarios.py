@@ -184,3 +184,27 @@ def foreach(items: int, *, join: Any = "all") -> RunInput:
         input={"items": list(range(items))},
         definition_hash=content_hash(checked.definition),
     )
+
+
+def loop(iterations: int) -> RunInput:
+    """Interpreter only: a top-level `loop` of one activity per iteration."""
+    data = {
+        "name": f"bench-loop-{iterations}",
+        "steps": [
+            {
+                "id": "poll",
+                "type": "loop",
+                "max_iterations": iterations,
+                "while": {"<": [{"var": "iteration"}, iterations]},
+                "steps": [
+                    {"id": "check", "action": ACTIVITY, "parameters": {"i": "${{ iteration }}"}}
+                ],
+            }
+        ],
+    }
+    checked = validate_data(data, activities={ACTIVITY})
+    return RunInput(
+        definition=normalise(checked.definition),
+        input={},
+        definition_hash=content_hash(checked.definition),
+    )
