@@ -44,6 +44,7 @@ from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
 __all__ = [
     "DEFAULT_GRACEFUL_SHUTDOWN",
     "HEARTBEAT_THROTTLE",
+    "WORKFLOWS",
     "build_worker",
     "run_worker",
     "running_worker",
@@ -62,6 +63,8 @@ HEARTBEAT_THROTTLE = timedelta(seconds=2)
 """Heartbeats of activities without a heartbeat timeout reach the server this often."""
 
 
+WORKFLOWS = (DslWorkflow, MutexWorkflow)
+"""Every workflow type a worker runs (and a replay of our histories needs)."""
 SANDBOX_ENV = "TDSL_WORKFLOW_SANDBOX"
 
 
@@ -138,7 +141,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         interceptors=[PayloadLimitInterceptor(codec)] if codec is not None else [],
-        workflows=[DslWorkflow, MutexWorkflow],
+        workflows=list(WORKFLOWS),
         activities=_activities(builtin or BuiltinActivities(), activity_modules),
         workflow_runner=workflow_runner(sandbox_from_env() if sandboxed is None else sandboxed),
         max_concurrent_activities=max_concurrent_activities,

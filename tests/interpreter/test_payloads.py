@@ -55,8 +55,7 @@ from interpreter.payloads import (
     with_payload_codec,
     worker_client,
 )
-from interpreter.runtime.workflow import DslWorkflow
-from interpreter.worker import workflow_runner
+from interpreter.worker import WORKFLOWS, workflow_runner
 from tests.record_histories import replay_id
 from tests.support.runs import interpreter_worker, start, statuses
 
@@ -282,7 +281,7 @@ async def test_recorded_histories_replay_through_the_codec(tmp_path: Path) -> No
     converter = data_converter(FileStore(tmp_path), worker=True)
     assert isinstance(converter.payload_codec, ClaimCheckCodec)
     replayer = Replayer(
-        workflows=[DslWorkflow],
+        workflows=list(WORKFLOWS),
         workflow_runner=workflow_runner(),
         data_converter=converter,
         interceptors=[PayloadLimitInterceptor(converter.payload_codec)],

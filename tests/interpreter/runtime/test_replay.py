@@ -12,9 +12,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from interpreter.runtime.mutex import MutexWorkflow
-from interpreter.runtime.workflow import DslWorkflow
-from interpreter.worker import workflow_runner
+from interpreter.worker import WORKFLOWS, workflow_runner
 from tests.record_histories import replay_id
 
 HISTORIES = sorted((Path(__file__).resolve().parents[2] / "histories").glob("*.json"))
@@ -26,7 +24,7 @@ def test_histories_are_recorded() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[DslWorkflow, MutexWorkflow], workflow_runner=workflow_runner())
+    replayer = Replayer(workflows=list(WORKFLOWS), workflow_runner=workflow_runner())
     history = WorkflowHistory.from_json(replay_id(path.stem), path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
@@ -36,13 +34,11 @@ REPLAY_ALL = """
 import asyncio, pathlib, sys
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
-from interpreter.worker import workflow_runner
-from interpreter.runtime.mutex import MutexWorkflow
-from interpreter.runtime.workflow import DslWorkflow
+from interpreter.worker import WORKFLOWS, workflow_runner
 from tests.record_histories import replay_id
 
 async def main() -> None:
-    replayer = Replayer(workflows=[DslWorkflow, MutexWorkflow], workflow_runner=workflow_runner())
+    replayer = Replayer(workflows=list(WORKFLOWS), workflow_runner=workflow_runner())
     for path in sorted(pathlib.Path("tests/histories").glob("*.json")):
         history = WorkflowHistory.from_json(replay_id(path.stem), path.read_text())
         await replayer.replay_workflow(history, raise_on_replay_failure=True)

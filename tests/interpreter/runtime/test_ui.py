@@ -154,6 +154,7 @@ def test_when_the_run_ends_steps_that_never_started_show_cancelled() -> None:
     progress.cancel_pending(end)  # nothing pending any more: a no-op
     assert progress.counts == {
         "pending": 0,
+        "waiting": 0,
         "running": 0,
         "completed": 0,
         "skipped": 0,
