@@ -100,22 +100,22 @@ class WorkflowGraph:
         """The parallel, foreach or loop step around `step_id`, if any."""
         return self.scopes[self.scope_of[step_id]].parent
 
+    def around(self, step_id: str) -> Iterator[str]:
+        """The parallel, foreach and loop steps around `step_id`, innermost first."""
+        current = self.enclosing(step_id)
+        while current is not None:
+            yield current
+            current = self.enclosing(current)
+
     def inside(self, outer: str) -> list[str]:
         """Every step nested in `outer`, at any depth, in scope order."""
         return [
             step_id
-            for key, scope in self.scopes.items()
-            if self._within(key, outer)
+            for scope in self.scopes.values()
+            if scope.parent is not None
+            and (scope.parent == outer or outer in self.around(scope.parent))
             for step_id in scope.steps
         ]
-
-    def _within(self, key: str, outer: str) -> bool:
-        parent = self.scopes[key].parent
-        while parent is not None:
-            if parent == outer:
-                return True
-            parent = self.enclosing(parent)
-        return False
 
     def all_steps(self) -> Iterator[Step]:
         for scope in self.scopes.values():

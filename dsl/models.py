@@ -141,7 +141,9 @@ PositiveDuration = Annotated[
 ]
 """A duration longer than zero (a definition's run timeout)."""
 
-StepId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=128)]
+STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+MAX_STEP_ID = 128
+StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN, max_length=MAX_STEP_ID)]
 DefinitionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)]
 SemVer = Annotated[
     str,
@@ -199,6 +201,10 @@ class Compensation(Model):
     parameters: dict[str, JsonData] = Field(default_factory=dict)
 
 
+MAX_MUTEX_NAME = 200
+"""The longest mutex name, as written or as its template renders."""
+
+
 class StepBase(Model):
     """Keys every step type has."""
 
@@ -210,7 +216,7 @@ class StepBase(Model):
     timeout: Duration | None = None
     retry_policy: RetryPolicy | None = None
     continue_on_error: bool = False
-    mutex: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+    mutex: Annotated[str, Field(min_length=1, max_length=MAX_MUTEX_NAME)] | None = Field(
         default=None,
         description="A name (templates allowed): at most one step holding it runs at a "
         "time across all runs of the namespace; the others wait, first come first served",

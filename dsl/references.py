@@ -5,8 +5,8 @@ dependencies, or those of the parallel/foreach/loop step around it), ``vars.<nam
 only when an upstream ``set`` step sets it, ``item``/``index`` only inside a foreach
 body, ``iteration`` only inside a loop and ``run.error`` only in ``on_failure``. A
 loop's ``until``/``while`` also read the steps inside it (the iteration just
-finished); outside a loop only ``steps.<loop>.output`` is visible. Conditions may name only known JsonLogic
-operators and the definition's rules. Checking this before a run starts is what keeps
+finished); outside a loop only ``steps.<loop>.output`` is visible. Conditions may
+name only known JsonLogic operators and the definition's rules. Checking this before a run starts is what keeps
 a typo from becoming a run that fails an hour in.
 
 Ancestry uses one bitset (a Python int) per step, built in topological order, so the
@@ -20,7 +20,7 @@ from typing import Any
 
 from dsl.conditions import ITERATING_OPERATORS, KNOWN_OPERATORS, condition_vars, expand_rules
 from dsl.errors import ExpressionError, Problem
-from dsl.graph import ON_FAILURE, Scope, WorkflowGraph, loop_scope_key, scope_name, suggest
+from dsl.graph import ON_FAILURE, Scope, WorkflowGraph, scope_name, suggest
 from dsl.models import (
     DecisionStep,
     FailStep,
@@ -68,7 +68,7 @@ def check_references(graph: WorkflowGraph) -> list[Problem]:
 class _Reader:
     """Who reads a value, which decides what it may name."""
 
-    __slots__ = ("in_foreach", "in_loop", "loop_body", "on_failure", "prerequisites", "step_id")
+    __slots__ = ("in_foreach", "in_loop", "loop", "on_failure", "prerequisites", "step_id")
 
     def __init__(
         self, step_id: str | None, in_foreach: bool, on_failure: bool, *, in_loop: bool = False
@@ -77,8 +77,8 @@ class _Reader:
         self.in_foreach = in_foreach
         self.on_failure = on_failure
         self.in_loop = in_loop
-        self.loop_body: str | None = None
-        """A loop's `until`/`while` read: the steps inside that loop are readable too."""
+        self.loop: str | None = None
+        """The loop whose `until`/`while` is read: the steps inside it are readable too."""
         self.prerequisites: Mapping[str, Any] = {}
         """The reader step's direct prerequisites (read only): always upstream of it."""
 
@@ -151,39 +151,18 @@ class _Checker:
 
     def scopes_around(self, step_id: str) -> list[str]:
         """The scope of `step_id` and of every step enclosing it."""
-        scopes = []
-        current: str | None = step_id
-        while current is not None:
-            scopes.append(self.graph.scope_of[current])
-            current = self.graph.enclosing(current)
-        return scopes
+        return [self.graph.scope_of[s] for s in (step_id, *self.graph.around(step_id))]
 
     def within(self, outer: str | None, kind: type[Step]) -> bool:
         """Whether `outer` (the step around a scope) is of `kind` or inside one."""
-        current = outer
-        while current is not None:
-            if isinstance(self.graph.step(current), kind):
-                return True
-            current = self.graph.enclosing(current)
-        return False
+        if outer is None:
+            return False
+        return any(isinstance(self.graph.step(s), kind) for s in (outer, *self.graph.around(outer)))
 
     def loop_around(self, step_id: str) -> str | None:
         """The outermost loop `step_id` is inside, if any."""
-        found = None
-        current = self.graph.enclosing(step_id)
-        while current is not None:
-            if isinstance(self.graph.step(current), LoopStep):
-                found = current
-            current = self.graph.enclosing(current)
-        return found
-
-    def encloses(self, outer: str, step_id: str) -> bool:
-        current = self.graph.enclosing(step_id)
-        while current is not None:
-            if current == outer:
-                return True
-            current = self.graph.enclosing(current)
-        return False
+        loops = [s for s in self.graph.around(step_id) if isinstance(self.graph.step(s), LoopStep)]
+        return loops[-1] if loops else None
 
     def root_scope(self, scope: Scope) -> str:
         """The top-level scope (main or on_failure) a scope is nested in."""
@@ -237,7 +216,7 @@ class _Checker:
         `iteration` besides: they are checked around each iteration."""
         inner = _Reader(reader.step_id, reader.in_foreach, reader.on_failure, in_loop=True)
         inner.prerequisites = reader.prerequisites
-        inner.loop_body = loop_scope_key(step.id)
+        inner.loop = step.id
         for key, condition in (("until", step.until), ("while", step.while_)):
             if condition is not None:
                 self.check_condition(condition, (*path, key), inner)
@@ -355,10 +334,12 @@ class _Checker:
             return f"after steps.{target} comes one of {', '.join(STEP_FIELDS)}"
         if target not in self.graph.scope_of:
             return f"unknown step {target!r}{suggest(target, list(self.graph.scope_of))}"
-        if reader.loop_body is not None and self.in_body(target, reader.loop_body):
+        if reader.loop is not None and reader.loop in self.graph.around(target):
             return None
         loop = self.loop_around(target)
-        hidden = loop is not None and not (reader.step_id and self.encloses(loop, reader.step_id))
+        hidden = loop is not None and not (
+            reader.step_id and loop in self.graph.around(reader.step_id)
+        )
         if not hidden and (target == itself or self.upstream(target, reader)):
             return None
         home = self.graph.scope_of[target]
@@ -379,22 +360,6 @@ class _Checker:
             else f"step {target!r} runs only in on_failure"
         )
 
-    def outwards(self, step_id: str) -> Iterator[str]:
-        """`step_id`, then each step around it, innermost first."""
-        current: str | None = step_id
-        while current is not None:
-            yield current
-            current = self.graph.enclosing(current)
-
-    def in_body(self, target: str, body: str) -> bool:
-        """Whether `target` is in the loop body scope `body`, at any depth."""
-        current: str | None = target
-        while current is not None:
-            if self.graph.scope_of[current] == body:
-                return True
-            current = self.graph.enclosing(current)
-        return False
-
     def vars_problem(self, rest: JsonPath, reader: _Reader) -> str | None:
         if not rest or not isinstance(rest[0], str):
             return "name a variable: vars.<name>"
@@ -402,9 +367,9 @@ class _Checker:
         setters = self.setters.get(name, [])
         if not setters:
             return f"no set step sets {name!r}{suggest(name, list(self.setters))}"
-        if any(self.upstream(outer, reader) for s in setters for outer in self.outwards(s)):
+        if any(self.upstream(o, reader) for s in setters for o in (s, *self.graph.around(s))):
             return None  # a step around a setter finished only after the setter did
-        if reader.loop_body is not None and any(self.in_body(s, reader.loop_body) for s in setters):
+        if reader.loop is not None and any(reader.loop in self.graph.around(s) for s in setters):
             return None
         return f"{name!r} is set by {', '.join(map(repr, setters))}, which is not upstream of {reader.describe()}"
 

@@ -81,3 +81,10 @@ async def worker(client: Client, task_queue: str) -> AsyncIterator[str]:
     """A real worker for the interpreter and the shipped activities on a fresh task queue."""
     async with interpreter_worker(client, task_queue):
         yield task_queue
+
+
+@pytest.fixture
+async def time_worker(time_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[str]:
+    """A worker on the time-skipping test server, where durable timers pass at once."""
+    async with interpreter_worker(time_env.client, task_queue):
+        yield task_queue

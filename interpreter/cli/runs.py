@@ -16,6 +16,7 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from dsl.models import MAX_STEP_ID, STEP_ID_PATTERN
 from dsl.validate import validate_file
 from interpreter.cli.support import (
     EXIT_FAILED,
@@ -101,12 +102,9 @@ def register(commands: Any) -> None:
     terminate.set_defaults(handler=_control, uses_temporal=True)
 
 
-_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
-
-
 def _step_id(text: str) -> str:
     """A step id as definitions spell them (`--step`), else a usage error (exit 2)."""
-    if not _STEP_ID.fullmatch(text):
+    if len(text) > MAX_STEP_ID or not re.fullmatch(STEP_ID_PATTERN, text):
         raise argparse.ArgumentTypeError(f"not a step id: {text!r}")
     return text
 

@@ -48,6 +48,7 @@ from interpreter.contract import (
     MUTEX_WATCH_ACTIVITY,
     MUTEX_WORKFLOW_NAME,
 )
+from interpreter.runtime.gate import StartGate
 
 __all__ = ["IDLE_FOR", "MutexWorkflow", "Mutexes", "mutex_id"]
 
@@ -175,6 +176,8 @@ class Mutexes:
     granted: dict[str, None]
     mutex_waiting: dict[str, None]
     mutex_requests: int
+    gate: StartGate
+    gated: bool
 
     @workflow.signal(
         name=MUTEX_GRANTED_SIGNAL, unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON
@@ -218,6 +221,8 @@ class Mutexes:
             )
             await workflow.wait_condition(lambda: request in self.granted)
             del self.mutex_waiting[request]
+            if self.gated:
+                await self.gate.unpaused()  # granted while paused: held, still waiting
             yield
         except GeneratorExit:  # evicted from the worker's cache: nothing may run any more
             evicted = True

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from dsl.graph import Scope, branch_scope_key, build_graph, loop_scope_key
     from dsl.inputs import prepare_input
     from dsl.models import (
+        MAX_MUTEX_NAME,
         DecisionStep,
         Definition,
         FailStep,
@@ -136,10 +137,10 @@ class DslWorkflow(StepTypes, Mutexes):
         self.running_steps: dict[str, asyncio.Task[Any]] = {}
         """Step id → the task running it, while it runs (steps outside foreach items)."""
         self.cancelled_steps: dict[str, bool] = {}
+        """Steps the `cancel_step` signal cancelled, until their run notices."""
         self.leftovers: list[asyncio.Task[None]] = []
         """Branches and items still running after their join was met with
         `cancel_remaining: false`: the run ends after them (`_finish_leftovers`)."""
-        """Steps the `cancel_step` signal cancelled, until their run notices."""
         self.granted: dict[str, None] = {}
         self.mutex_waiting: dict[str, None] = {}
         self.mutex_requests = 0
@@ -705,8 +706,6 @@ class DslWorkflow(StepTypes, Mutexes):
                     self.running_steps[key] = task  # for cancel_step, while it runs
                 try:
                     async with self._mutex(step, frame):
-                        if step.mutex is not None and self.gated:
-                            await self.gate.unpaused()  # granted while paused: still held
                         self._record(step, frame, "running")
                         if step.when is not None:
                             evaluate_condition(step.when, frame.context, self.definition.rules)
@@ -758,12 +757,12 @@ class DslWorkflow(StepTypes, Mutexes):
         if step.mutex is None:
             return contextlib.nullcontext()
         name = render(step.mutex, frame.context)
-        if not isinstance(name, str | int | float) or not str(name) or len(str(name)) > 200:
+        if not isinstance(name, str | int | float) or not 1 <= len(str(name)) <= MAX_MUTEX_NAME:
             raise StepFailed(
                 step,
                 {
                     "type": "ExpressionError",
-                    "message": f"mutex {name!r} is not a name of 1 to 200 characters",
+                    "message": f"mutex {name!r} is not a name of 1 to {MAX_MUTEX_NAME} characters",
                 },
             )
         return self._holding(

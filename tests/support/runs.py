@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
 from dsl.bundle import normalise, resolve_bundle
 from dsl.catalog import DirectoryCatalog
@@ -56,6 +58,15 @@ async def start(
         id=workflow_id or f"test-{uuid4()}",
         task_queue=task_queue,
     )
+
+
+async def run_failure(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
+    """The error a run failed with (the test fails if the run did not fail)."""
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause
 
 
 async def statuses(handle: WorkflowHandle[Any, Any]) -> dict[str, str]:

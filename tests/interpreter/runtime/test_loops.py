@@ -5,18 +5,16 @@ continue-as-new inside."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.runs import (
     DEFINITIONS,
-    interpreter_worker,
+    run_failure,
     runs_of,
     start,
     statuses,
@@ -39,14 +37,6 @@ steps:
   - {id: after, action: echo, dependencies: [poll], parameters: {loop: "${{ steps.poll.output }}", seen: "${{ vars.seen }}"}}
 output: "${{ steps.after.output }}"
 """
-
-
-async def _failure(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
-    with pytest.raises(WorkflowFailureError) as caught:
-        await handle.result()
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError)
-    return cause
 
 
 async def _activity_ids(handle: WorkflowHandle[Any, Any]) -> list[str]:
@@ -148,7 +138,7 @@ steps:
     steps: [{id: spin, action: echo}]
 """,
     )
-    cause = await _failure(handle)
+    cause = await run_failure(handle)
     assert cause.type == "LoopLimit"
     assert cause.message == (
         "step 'forever' failed: loop 'forever' did not end within its max_iterations of 3"
@@ -182,7 +172,7 @@ steps:
         message: "no seat at ${{ iteration }}"
 """,
     )
-    cause = await _failure(handle)
+    cause = await run_failure(handle)
     assert cause.message == "no seat at 2"
     ids = await _activity_ids(handle)
     assert ids == [
@@ -355,12 +345,6 @@ steps:
     assert answer["continued"] == len(runs) - 1
     assert answer["steps"]["poll"]["status"] == "completed"
     assert all(events < 80 for _, events, _ in runs)
-
-
-@pytest.fixture
-async def time_worker(time_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[str]:
-    async with interpreter_worker(time_env.client, task_queue):
-        yield task_queue
 
 
 async def test_delay_is_a_durable_timer_between_iterations(

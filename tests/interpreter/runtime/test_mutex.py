@@ -40,6 +40,19 @@ async def _times(handle: WorkflowHandle[Any, Any], step: str) -> tuple[datetime,
     return datetime.fromisoformat(state["started_at"]), ended
 
 
+async def _in_line(
+    client: Client, worker: str, mutex: str, *seconds: float
+) -> list[WorkflowHandle[Any, Any]]:
+    """One run per duration, started one after the other: the first holds *mutex*
+    (`running`), each next one is queued behind the one before (`waiting`)."""
+    handles = []
+    for position, duration in enumerate(seconds):
+        handle = await start(client, worker, _hold(mutex), {"seconds": duration})
+        await wait_for_step(handle, "work", "waiting" if position else "running")
+        handles.append(handle)
+    return handles
+
+
 async def _holder(client: Client, mutex: str) -> str | None:
     state = await client.get_workflow_handle(mutex_id(mutex)).query("state")
     return state["holder"]["workflow_id"] if state["holder"] else None
@@ -48,12 +61,7 @@ async def _holder(client: Client, mutex: str) -> str | None:
 async def test_one_holder_at_a_time_first_come_first_served(client: Client, worker: str) -> None:
     """The others show `waiting` and start, in the order they asked, as each ends."""
     mutex = f"m-{uuid4()}"
-    first = await start(client, worker, _hold(mutex), {"seconds": 1.5})
-    await wait_for_step(first, "work")
-    second = await start(client, worker, _hold(mutex), {"seconds": 0.2})
-    await wait_for_step(second, "work", "waiting")
-    third = await start(client, worker, _hold(mutex), {"seconds": 0.2})
-    await wait_for_step(third, "work", "waiting")
+    first, second, third = await _in_line(client, worker, mutex, 1.5, 0.2, 0.2)
     assert (await statuses(first))["work"] == "running"
     assert await _holder(client, mutex) == first.id
     async with asyncio.timeout(30):
@@ -95,12 +103,7 @@ async def test_cancelling_the_holder_or_a_waiter_passes_the_mutex_on(
     """`cancel_step` on the holder ends its step (the run goes on); a waiter cancelled
     with its run leaves the queue."""
     mutex = f"m-{uuid4()}"
-    holder = await start(client, worker, _hold(mutex), {"seconds": 60})
-    await wait_for_step(holder, "work")
-    waiter = await start(client, worker, _hold(mutex), {"seconds": 60})
-    await wait_for_step(waiter, "work", "waiting")
-    last = await start(client, worker, _hold(mutex), {"seconds": 0.1})
-    await wait_for_step(last, "work", "waiting")
+    holder, waiter, last = await _in_line(client, worker, mutex, 60, 60, 0.1)
     await waiter.cancel()
     with pytest.raises(WorkflowFailureError):
         await waiter.result()
@@ -116,10 +119,7 @@ async def test_a_terminated_holder_does_not_keep_the_mutex(client: Client, worke
     """Its run runs no more code, so the mutex workflow sees the run end and takes the
     mutex back; the next in line gets it within seconds."""
     mutex = f"m-{uuid4()}"
-    holder = await start(client, worker, _hold(mutex), {"seconds": 300})
-    await wait_for_step(holder, "work")
-    waiter = await start(client, worker, _hold(mutex), {"seconds": 0.1})
-    await wait_for_step(waiter, "work", "waiting")
+    holder, waiter = await _in_line(client, worker, mutex, 300, 0.1)
     await asyncio.sleep(1.5)
     assert (await statuses(waiter))["work"] == "waiting"  # the holder really holds it
     assert await _holder(client, mutex) == holder.id
@@ -132,12 +132,7 @@ async def test_a_terminated_holder_does_not_keep_the_mutex(client: Client, worke
 
 async def test_a_waiter_that_is_terminated_is_skipped(client: Client, worker: str) -> None:
     mutex = f"m-{uuid4()}"
-    holder = await start(client, worker, _hold(mutex), {"seconds": 2})
-    await wait_for_step(holder, "work")
-    gone = await start(client, worker, _hold(mutex), {"seconds": 60})
-    await wait_for_step(gone, "work", "waiting")
-    last = await start(client, worker, _hold(mutex), {"seconds": 0.1})
-    await wait_for_step(last, "work", "waiting")
+    holder, gone, last = await _in_line(client, worker, mutex, 2, 60, 0.1)
     await gone.terminate("test")
     async with asyncio.timeout(30):
         await holder.result()
@@ -193,10 +188,7 @@ async def test_a_step_granted_its_mutex_while_its_run_is_paused_waits_for_resume
     client: Client, worker: str
 ) -> None:
     mutex = f"m-{uuid4()}"
-    holder = await start(client, worker, _hold(mutex), {"seconds": 1})
-    await wait_for_step(holder, "work")
-    waiter = await start(client, worker, _hold(mutex), {"seconds": 0.1})
-    await wait_for_step(waiter, "work", "waiting")
+    holder, waiter = await _in_line(client, worker, mutex, 1, 0.1)
     await waiter.signal("pause")
     async with asyncio.timeout(30):
         await holder.result()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.support.runs import interpreter_worker, start, statuses, wait_for_step
+from tests.support.runs import start, statuses, wait_for_step
 
 pytestmark = pytest.mark.integration
 
@@ -230,13 +229,6 @@ async def test_an_any_join_over_batches_ends_with_the_first_batch(
     assert batches["each#batch-0"] == "completed"
     assert set(batches.values()) <= {"completed", "cancelled"}  # the rest stopped
     assert len(batches) < 11
-
-
-@pytest.fixture
-async def time_worker(time_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[str]:
-    """A worker on the time-skipping test server, where durable timers pass at once."""
-    async with interpreter_worker(time_env.client, task_queue):
-        yield task_queue
 
 
 async def test_signal_timeout_fails_the_step_and_continue_on_error_absorbs_it(

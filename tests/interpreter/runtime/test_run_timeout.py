@@ -6,17 +6,15 @@ On Temporal's time-skipping test server: the hours these runs wait pass at once.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.support.runs import interpreter_worker, start, statuses, wait_for_step
+from tests.support.runs import run_failure, start, statuses, wait_for_step
 
 pytestmark = pytest.mark.integration
 
@@ -45,21 +43,6 @@ output: {notified: true}
 """
 
 
-@pytest.fixture
-async def time_worker(time_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[str]:
-    """A worker on the time-skipping test server, where durable timers pass at once."""
-    async with interpreter_worker(time_env.client, task_queue):
-        yield task_queue
-
-
-async def _failure(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
-    with pytest.raises(WorkflowFailureError) as caught:
-        await handle.result()
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError)
-    return cause
-
-
 async def _timers(handle: WorkflowHandle[Any, Any]) -> list[str]:
     """The timer events of the run's history, by name."""
     timer_events = {EventType.EVENT_TYPE_TIMER_STARTED, EventType.EVENT_TYPE_TIMER_CANCELED}
@@ -72,7 +55,7 @@ async def test_run_timeout_cancels_compensates_runs_on_failure_and_fails_the_run
 ) -> None:
     began = time.monotonic()
     handle = await start(time_env.client, time_worker, TIMED_OUT)
-    cause = await _failure(handle)
+    cause = await run_failure(handle)
     assert time.monotonic() - began < 30  # an hour of workflow time, seconds of real time
     assert cause.type == "RunTimeout"
     assert cause.message == "the run did not finish within its timeout of 1h"
@@ -136,7 +119,7 @@ async def test_subworkflow_step_timeout_fails_the_step_with_run_timeout(
         "  - {id: notify, type: subworkflow, workflow: notify-customer, timeout: 30s}\n",
         directory=tmp_path,
     )
-    cause = await _failure(handle)
+    cause = await run_failure(handle)
     message = (
         "subworkflow 'notify-customer' (step 'notify') did not finish within its timeout of 30s"
     )
@@ -189,7 +172,7 @@ async def test_foreach_batches_run_within_the_parents_timeout(
         "    items: '${{ input.items }}'\n    step: {id: one, type: wait, duration: 2h}\n",
         {"items": list(range(201))},
     )
-    cause = await _failure(handle)
+    cause = await run_failure(handle)
     assert cause.type == "RunTimeout"
     child = time_env.client.get_workflow_handle(f"{handle.id}/each/batch-0")
     assert (await child.describe()).status == WorkflowExecutionStatus.CANCELED

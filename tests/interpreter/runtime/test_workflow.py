@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from tests.support.runs import DEFINITIONS, start, statuses, wait_for_step
+from tests.support.runs import DEFINITIONS, run_failure, start, statuses, wait_for_step
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,7 @@ async def _failure(
     client: Client, worker: str, text: str, input: Any = None
 ) -> tuple[ApplicationError, dict[str, str]]:
     handle = await start(client, worker, text, input)
-    with pytest.raises(WorkflowFailureError) as caught:
-        await handle.result()
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError)
+    cause = await run_failure(handle)
     return cause, await statuses(handle)
 
 
@@ -516,10 +513,7 @@ async def test_an_unregistered_action_fails_on_its_first_attempt(
         worker,
         "name: typo\nsteps:\n  - {id: a, action: valdiateInput, retry_policy: {maximum_attempts: 5}}\n",
     )
-    with pytest.raises(WorkflowFailureError) as caught:
-        await handle.result()
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError)
+    cause = await run_failure(handle)
     steps = await statuses(handle)
     assert (await handle.query("status"))["steps"]["a"]["attempts"] == 1
     assert steps == {"a": "failed"}
