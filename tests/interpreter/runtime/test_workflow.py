@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from tests.support.runs import DEFINITIONS, run_failure, start, statuses, wait_for_step
 
@@ -378,9 +379,7 @@ async def test_a_child_cancelled_from_outside_fails_its_step(
     )
     await wait_for_step(handle, "s")
     child = client.get_workflow_handle(f"{handle.id}/s")
-    async with asyncio.timeout(30):
-        while (await child.describe()).status != WorkflowExecutionStatus.RUNNING:
-            await asyncio.sleep(0.05)
+    await _until_running(child)
     await (child if who == "outside" else handle).cancel()
     with pytest.raises(WorkflowFailureError):
         await handle.result()
@@ -392,6 +391,19 @@ async def test_a_child_cancelled_from_outside_fails_its_step(
         assert described.status == WorkflowExecutionStatus.CANCELED
         assert await statuses(handle) == {"s": "cancelled"}
     assert (await child.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+async def _until_running(child: WorkflowHandle[Any, Any]) -> None:
+    """The step is `running` once the start command is issued; the child exists a moment later."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                if (await child.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    return
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            await asyncio.sleep(0.05)
 
 
 async def _result_in(client: Client, worker: str, directory: Any, text: str) -> Any:
