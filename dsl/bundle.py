@@ -17,7 +17,15 @@ from dsl.errors import DefinitionError, Diagnostic
 from dsl.models import Definition, SubworkflowStep
 from dsl.validate import ValidatedDefinition, validate_data, validate_file
 
-__all__ = ["Bundle", "bundle_key", "content_hash", "normalise", "resolve_bundle"]
+__all__ = [
+    "Bundle",
+    "bundle_key",
+    "bundle_of",
+    "canonical_json",
+    "content_hash",
+    "normalise",
+    "resolve_bundle",
+]
 
 
 def normalise(definition: Definition) -> dict[str, Any]:
@@ -25,10 +33,16 @@ def normalise(definition: Definition) -> dict[str, Any]:
     return definition.model_dump(mode="json", exclude_none=True)
 
 
-def content_hash(definition: Definition) -> str:
+def canonical_json(definition: Definition | dict[str, Any]) -> bytes:
+    """The normalised definition as compact, key-sorted JSON: what `content_hash`
+    hashes, and what a content-addressed store keeps under that hash."""
+    value = normalise(definition) if isinstance(definition, Definition) else definition
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def content_hash(definition: Definition | dict[str, Any]) -> str:
     """sha256 of the canonical JSON: equal for equal meaning, whatever the spelling."""
-    canonical = json.dumps(normalise(definition), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(definition)).hexdigest()
 
 
 def bundle_key(name: str, version: str) -> str:
@@ -47,6 +61,16 @@ class Bundle:
     def hash(self) -> str:
         return content_hash(self.definition)
 
+    def pins(self) -> dict[str, str]:
+        """``name@version`` → content hash of every reachable subworkflow."""
+        return {key: content_hash(child) for key, child in self.subworkflows.items()}
+
+    def contents(self) -> dict[str, dict[str, Any]]:
+        """Content hash → normalised definition, the root's and every subworkflow's."""
+        found = {self.hash: normalise(self.definition)}
+        found.update({content_hash(c): normalise(c) for c in self.subworkflows.values()})
+        return found
+
     def subworkflow(self, step: SubworkflowStep) -> Definition:
         """The definition a subworkflow step runs (pinned version, else the resolved latest)."""
         version = step.version or self.latest[step.workflow]
@@ -55,8 +79,13 @@ class Bundle:
 
 def resolve_bundle(root: ValidatedDefinition, catalog: Catalog) -> Bundle:
     """Follow subworkflow steps transitively; each reached definition is validated too."""
-    bundle = Bundle(definition=root.definition)
-    pending: list[tuple[Definition, str]] = [(root.definition, root.file)]
+    return bundle_of(root.definition, root.file, catalog)
+
+
+def bundle_of(definition: Definition, origin: str, catalog: Catalog) -> Bundle:
+    """`resolve_bundle` of a definition already checked, found at *origin*."""
+    bundle = Bundle(definition=definition)
+    pending: list[tuple[Definition, str]] = [(definition, origin)]
     while pending:
         definition, origin = pending.pop()
         for step in _subworkflow_steps(definition):

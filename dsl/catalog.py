@@ -53,6 +53,8 @@ class CatalogEntry:
 
     definition: Definition
     origin: str
+    deprecated: bool = False
+    """A registry version that unpinned lookups pass over (`tdsl definitions deprecate`)."""
 
 
 class Catalog(Protocol):
@@ -78,12 +80,18 @@ class MemoryCatalog:
         entries = self._entries.get(name, [])
         if version is not None:
             entries = [e for e in entries if e.definition.version == version]
+        else:
+            entries = [e for e in entries if not e.deprecated]
         if not entries:
             return None
         return max(entries, key=lambda e: version_key(e.definition.version))
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def entries(self) -> list[CatalogEntry]:
+        """Every entry, in the order they were added."""
+        return [entry for entries in self._entries.values() for entry in entries]
 
 
 class DirectoryCatalog:

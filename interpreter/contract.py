@@ -18,6 +18,7 @@ __all__ = [
     "CANCEL_SIGNAL",
     "CANCEL_STEP_SIGNAL",
     "CONTROL_SIGNALS",
+    "DEFINITION_ACTIVITY",
     "DSL_NAME",
     "DSL_VERSION",
     "MEMO_HASH",
@@ -38,12 +39,18 @@ __all__ = [
     "STATUS_QUERY",
     "STEP_STATUSES",
     "WORKFLOW_NAME",
+    "RunEnvelope",
     "RunInput",
     "StepStatus",
+    "definition_type",
+    "parse_definition_type",
+    "search_attribute_hint",
 ]
 
 WORKFLOW_NAME = "DslWorkflow"
-"""The one workflow type that runs every definition."""
+"""The workflow type of runs whose input carries their definition (`RunInput`): how
+every run started before definitions became workflow types. Still registered, so
+those runs go on and their histories replay."""
 
 STATUS_QUERY = "status"
 OUTPUTS_QUERY = "outputs"
@@ -71,6 +78,16 @@ DSL_VERSION = SearchAttributeKey.for_keyword("DslVersion")
 SEARCH_ATTRIBUTES = (DSL_NAME, DSL_VERSION)
 """Set on every run so the Temporal UI can filter by definition and version."""
 
+
+def search_attribute_hint() -> str:
+    """How to give a namespace the search attributes, once (`temporal` CLI commands)."""
+    commands = "; ".join(
+        f"temporal operator search-attribute create --name {key.name} --type Keyword"
+        for key in SEARCH_ATTRIBUTES
+    )
+    return f"register them once: {commands}"
+
+
 CANCEL_RUN_ACTIVITY = "tdsl.cancel_run"
 """The internal activity through which a `cancel` signal becomes a real cancellation."""
 MUTEX_WORKFLOW_NAME = "tdsl.mutex"
@@ -87,6 +104,10 @@ a workflow that is not their child)."""
 MUTEX_WATCH_ACTIVITY = "tdsl.mutex.watch"
 """Returns once the holder's run is no longer running: how a terminated holder, which
 runs no code, still gives the mutex back."""
+DEFINITION_ACTIVITY = "tdsl.definition"
+"""The internal local activity through which a run started by type learns, on its first
+workflow task, which definition it runs (`interpreter.library`): recorded in its
+history, so that replays and retries use that one whatever changes afterwards."""
 BREAK_ACTIVITY = "tdsl.break"
 """The internal no-op local activity a run awaits to end a long workflow task
 (`interpreter.runtime.breaks`)."""
@@ -111,8 +132,9 @@ class RunInput:
     definition: dict[str, Any]
     """The normalised definition (`Definition.model_dump(mode="json")`)."""
     input: Any = None
-    subworkflows: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Reachable definitions keyed ``name@version``."""
+    subworkflows: dict[str, Any] = field(default_factory=dict)
+    """Reachable definitions keyed ``name@version``: the definitions themselves
+    (`DslWorkflow`), their content hashes (runs by type)."""
     latest: dict[str, str] = field(default_factory=dict)
     """For subworkflow steps without a version: name → the version resolved at submit."""
     definition_hash: str = ""
@@ -132,3 +154,56 @@ class RunInput:
         limit. The JSON is the same.
         """
         return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
+def definition_type(name: str, version: str | None = None) -> str:
+    """The workflow type of a definition: ``NAME`` (the highest version a worker knows
+    at start) or ``NAME@VERSION`` (that one)."""
+    return name if version is None else f"{name}@{version}"
+
+
+def parse_definition_type(workflow_type: str) -> tuple[str, str | None]:
+    """(name, pinned version or None) of a workflow type; the name may not hold ``@``."""
+    name, at, version = workflow_type.partition("@")
+    return name, (version if at else None)
+
+
+@dataclass
+class RunEnvelope:
+    """The optional second argument of a run started by type: what its starter pinned.
+
+    A run's first argument is the user's input; Temporal's own clients send nothing
+    else. `tdsl`, a parent run and a continuation add this when the run needs more
+    than its type and the memo's content hash (`MEMO_HASH`) tell: the subworkflows
+    the starter resolved, definitions the workers may not know, whether the namespace
+    has the search attributes, and internal state (a foreach batch, a continuation).
+    """
+
+    subworkflows: dict[str, str] | None = None
+    """``name@version`` → content hash of each subworkflow the run can start."""
+    latest: dict[str, str] | None = None
+    """For subworkflow steps without a version: name → the version resolved at start."""
+    definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Content hash → normalised definition, for definitions no payload store or
+    registry holds (a file only the starter has)."""
+    search_attributes: bool | None = None
+    """Whether the namespace has `DslName`/`DslVersion`; None: the run asks."""
+    batch: dict[str, Any] | None = None
+    """Internal, a foreach batch: ``step``, ``items``, ``max_concurrency``, and the
+    seed of `RunInput.batch` (``steps``, ``vars``, ``index_offset``, ``tolerant``)."""
+    carried: dict[str, Any] | None = None
+    """Internal, a continuation: `interpreter.runtime.continuation.Carried` as JSON."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Only the fields that are set: what a starter sends is what the UI shows."""
+        value = {item.name: getattr(self, item.name) for item in fields(self)}
+        return {k: v for k, v in value.items() if v is not None and v != {}}
+
+    @classmethod
+    def from_json(cls, value: Any) -> RunEnvelope:
+        """The envelope in a run's second argument; unknown keys are ignored (a newer
+        starter), a value that is not an object is no envelope."""
+        if not isinstance(value, dict):
+            return cls()
+        known = {item.name for item in fields(cls)}
+        return cls(**{k: v for k, v in value.items() if k in known})

@@ -17,8 +17,14 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,10 +41,17 @@ from activities.registry import (
     with_unknown_action_guard,
 )
 from dsl.errors import DslError, InputError, NotFoundError, ServiceError
-from interpreter.contract import WORKFLOW_NAME
+from interpreter.contract import SEARCH_ATTRIBUTES, search_attribute_hint
 from interpreter.control import cancel_run, request_mutex, take_break, watch_holder
-from interpreter.payloads import PayloadLimitInterceptor, payload_codec, worker_client
+from interpreter.library import DefinitionLibrary
+from interpreter.payloads import (
+    PayloadLimitInterceptor,
+    PostgresStore,
+    payload_codec,
+    worker_client,
+)
 from interpreter.runtime.mutex import MutexWorkflow
+from interpreter.runtime.typed import DefinitionWorkflow
 from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
 
 __all__ = [
@@ -46,6 +59,7 @@ __all__ = [
     "HEARTBEAT_THROTTLE",
     "WORKFLOWS",
     "build_worker",
+    "register_search_attributes",
     "run_worker",
     "running_worker",
     "sandbox_from_env",
@@ -63,7 +77,7 @@ HEARTBEAT_THROTTLE = timedelta(seconds=2)
 """Heartbeats of activities without a heartbeat timeout reach the server this often."""
 
 
-WORKFLOWS = (DslWorkflow, MutexWorkflow)
+WORKFLOWS = (DefinitionWorkflow, DslWorkflow, MutexWorkflow)
 """Every workflow type a worker runs (and a replay of our histories needs)."""
 SANDBOX_ENV = "TDSL_WORKFLOW_SANDBOX"
 
@@ -101,7 +115,7 @@ def workflow_runner(sandboxed: bool = True) -> WorkflowRunner:
 
 
 def _activities(
-    builtin: BuiltinActivities, activity_modules: Sequence[str]
+    builtin: BuiltinActivities, activity_modules: Sequence[str], library: DefinitionLibrary
 ) -> list[Callable[..., Any]]:
     try:
         extra = load_activities(activity_modules)
@@ -110,7 +124,7 @@ def _activities(
     return with_unknown_action_guard(
         merge_activities(
             default_activities(builtin),
-            [cancel_run, take_break, request_mutex, watch_holder],
+            [cancel_run, take_break, request_mutex, watch_holder, library.resolve],
             extra,
         )
     )
@@ -125,8 +139,14 @@ def build_worker(
     max_concurrent_activities: int | None = None,
     graceful_shutdown_timeout: timedelta = DEFAULT_GRACEFUL_SHUTDOWN,
     sandboxed: bool | None = None,
+    definitions: Sequence[str | Path] = (),
+    database_url: str | None = None,
 ) -> Worker:
     """A worker for the interpreter and every activity; not started yet.
+
+    Every definition in *definitions* (directories) and in the registry at
+    *database_url* (else `DATABASE_URL`) is a workflow type it runs
+    (`interpreter.library`).
 
     *sandboxed* (default `TDSL_WORKFLOW_SANDBOX`, off) is explained at `workflow_runner`.
 
@@ -137,12 +157,23 @@ def build_worker(
     """
     client = worker_client(client)
     codec = payload_codec(client)
+    registry_url = database_url or os.environ.get("DATABASE_URL") or None
+    store = codec.store if codec is not None else None
+    if store is None and registry_url:  # where `tdsl run` with DATABASE_URL leaves them
+        store = PostgresStore(registry_url)
+    library = DefinitionLibrary(
+        definitions,
+        database_url=registry_url,
+        store=store,
+        client=client,
+        task_queue=task_queue,
+    )
     return Worker(
         client,
         task_queue=task_queue,
         interceptors=[PayloadLimitInterceptor(codec)] if codec is not None else [],
         workflows=list(WORKFLOWS),
-        activities=_activities(builtin or BuiltinActivities(), activity_modules),
+        activities=_activities(builtin or BuiltinActivities(), activity_modules, library),
         workflow_runner=workflow_runner(sandbox_from_env() if sandboxed is None else sandboxed),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=graceful_shutdown_timeout,
@@ -165,6 +196,7 @@ async def running_worker(
     sql_url: str | None = None,
     http_allow: HttpAllowList | str | Sequence[str] | None = None,
     sandboxed: bool | None = None,
+    definitions: Sequence[str | Path] = (),
 ) -> AsyncIterator[Worker]:
     """A started worker; on exit it drains, then the built-ins' resources are closed.
 
@@ -174,6 +206,7 @@ async def running_worker(
     `http.request` may reach the internal hosts of *http_allow* (else `TDSL_HTTP_ALLOW`).
     """
     await _check_namespace(client)
+    await register_search_attributes(client)
     builtin = BuiltinActivities(sql_url=sql_url, http_allow=http_allow)
     history_url = database_url or os.environ.get("DATABASE_URL") or None
     worker = build_worker(
@@ -184,16 +217,19 @@ async def running_worker(
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=graceful_shutdown_timeout,
         sandboxed=sandboxed,
+        definitions=definitions,
+        database_url=history_url,
     )
     try:
         async with worker:
             names = activity_names(worker.config()["activities"])
             log.info(
-                "worker polling task queue %r on %s (namespace %s): workflow %s, %d activities",
+                "worker polling task queue %r on %s (namespace %s): every definition's "
+                "workflow type%s, %d activities",
                 task_queue,
                 client.service_client.config.target_host,
                 client.namespace,
-                WORKFLOW_NAME,
+                f" (from {', '.join(str(d) for d in definitions)})" if definitions else "",
                 len(names),
             )
             history = _start_history(client, task_queue, history_url, record_history)
@@ -276,6 +312,39 @@ async def _check_namespace(client: Client) -> None:
         ) from None
 
 
+async def register_search_attributes(client: Client) -> None:
+    """Give the namespace `DslName` and `DslVersion` where the server allows it (a dev
+    server does); elsewhere one line says how, and runs go on without them."""
+    try:
+        response = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        missing = [k for k in SEARCH_ATTRIBUTES if k.name not in response.custom_attributes]
+        if not missing:
+            return
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=client.namespace,
+                search_attributes={
+                    k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in missing
+                },
+            )
+        )
+        log.info(
+            "registered the search attributes %s in namespace %r",
+            ", ".join(k.name for k in missing),
+            client.namespace,
+        )
+    except RPCError as err:
+        log.warning(
+            "runs are not searchable by definition: namespace %r lacks the search attributes "
+            "and this worker cannot add them (%s); %s",
+            client.namespace,
+            err.message,
+            search_attribute_hint(),
+        )
+
+
 @contextlib.contextmanager
 def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     """Set *stop* on the first SIGINT or SIGTERM; a second Ctrl-C interrupts at once.
@@ -321,6 +390,7 @@ async def run_worker(
     record_history: bool = True,
     http_allow: HttpAllowList | str | Sequence[str] | None = None,
     sandboxed: bool | None = None,
+    definitions: Sequence[str | Path] = (),
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (or *stop* is set), then shut it down cleanly.
 
@@ -340,6 +410,7 @@ async def run_worker(
                 record_history=record_history,
                 http_allow=http_allow,
                 sandboxed=sandboxed,
+                definitions=definitions,
             ):
                 await stop.wait()
         except RuntimeError as err:

@@ -27,6 +27,13 @@ MUTEX_HISTORY = "mutex-workflow"
 """The history of the `tdsl.mutex` workflow that `mutex-held` asked (its own id)."""
 
 
+CHILDREN = {
+    "typed-batch-child": ("typed-foreach-batched", "each/batch-1"),
+    "typed-subworkflow-child": ("typed-subworkflow", "notify"),
+}
+"""Child runs recorded beside their parent: name → (parent case, id suffix)."""
+
+
 def replay_id(name: str) -> str:
     """The workflow id a history was recorded under; replay must use the same one.
 
@@ -34,6 +41,9 @@ def replay_id(name: str) -> str:
     first and ``NAME.2.json``… for the continuations, all under NAME's id."""
     if name == MUTEX_HISTORY:
         return mutex_id("replay")
+    if name in CHILDREN:
+        parent, suffix = CHILDREN[name]
+        return f"replay-{parent}/{suffix}"
     return f"replay-{name.split('.')[0]}"
 
 
@@ -222,7 +232,47 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
         None,
         None,
     ),
+    # Runs by definition type (`DefinitionWorkflow`): the definition in the envelope
+    # (as `tdsl run FILE` without a store), a continuation and foreach batches by type.
+    "typed-continued": (
+        "name: typed-continued\nhistory_limit: 10\nsteps:\n"
+        "  - {id: a, action: echo, compensate: {action: log, parameters: {message: undo a}}}\n"
+        "  - {id: b, action: echo, dependencies: [a]}\n"
+        "  - {id: c, action: echo, dependencies: [b]}\n"
+        "  - {id: go, type: signal, signal: go, dependencies: [c]}\n"
+        "  - {id: d, action: echo, dependencies: [go], parameters: {by: '${{ steps.go.output.by }}'}}\n",
+        None,
+        _go,
+    ),
+    "typed-foreach-batched": (
+        "name: typed-batched\nsteps:\n  - id: each\n    type: foreach\n"
+        "    items: '${{ input.items }}'\n"
+        "    step: {id: one, type: set, values: {at: '${{ index }}'}}\n",
+        {"items": list(range(250))},
+        None,
+    ),
+    "typed-subworkflow": (DEFINITIONS / "nightly-batch.yaml", {"records": [{"a": 1}]}, None),
 }
+
+BY_NAME: dict[str, tuple[str, Any]] = {
+    "typed-by-name": ("order-fulfilment", {"order_id": "A1", "total": 150, "items": ["x"]}),
+}
+"""Runs a plain client starts by the definition's name (as `temporal workflow start
+--type`): the worker finds it in `definitions/` through the `tdsl.definition` local
+activity, and sets the search attributes and the memo itself."""
+
+
+async def record_by_name(client: Client, name: str, overwrite: bool) -> None:
+    target = HISTORIES / f"{name}.json"
+    if target.exists() and not overwrite:
+        return
+    workflow_type, run_input = BY_NAME[name]
+    handle = await client.start_workflow(
+        workflow_type, run_input, id=replay_id(name), task_queue=TASK_QUEUE
+    )
+    await handle.result()
+    target.write_text((await handle.fetch_history()).to_json() + "\n")
+    print(f"recorded {target.relative_to(HISTORIES.parent.parent)}")
 
 
 async def record(client: Client, name: str, overwrite: bool) -> None:
@@ -242,6 +292,12 @@ async def record(client: Client, name: str, overwrite: bool) -> None:
         history = await client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history()
         path.write_text(history.to_json() + "\n")
         print(f"recorded {path.relative_to(HISTORIES.parent.parent)}")
+    for child, (parent, _) in CHILDREN.items():
+        if parent == name:
+            path = HISTORIES / f"{child}.json"
+            history = await client.get_workflow_handle(replay_id(child)).fetch_history()
+            path.write_text(history.to_json() + "\n")
+            print(f"recorded {path.relative_to(HISTORIES.parent.parent)}")
     if name == "mutex-held":
         path = HISTORIES / f"{MUTEX_HISTORY}.json"
         history = await client.get_workflow_handle(mutex_id("replay")).fetch_history()
@@ -253,9 +309,11 @@ async def main(overwrite: bool) -> None:
     HISTORIES.mkdir(exist_ok=True)
     env = await start_local_env()
     try:
-        async with interpreter_worker(env.client, TASK_QUEUE):
+        async with interpreter_worker(env.client, TASK_QUEUE, definitions=[DEFINITIONS]):
             for name in CASES:
                 await record(env.client, name, overwrite)
+            for name in BY_NAME:
+                await record_by_name(env.client, name, overwrite)
     finally:
         await env.shutdown()
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from dsl.errors import DefinitionError, DslError, InputError, ServiceError
+from dsl.errors import DefinitionError, DslError, InputError, NotFoundError, ServiceError
 from interpreter.cli.support import STEP_STYLES, positive_int, print_diagnostics, print_json
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFINITION_KEYS", "RUN_KEYS", "RUN_SHOW_KEYS", "STEP_KEYS", "register"]
 
-DEFINITION_KEYS = ("name", "version", "sha256", "registered_at")
+DEFINITION_KEYS = ("name", "version", "sha256", "registered_at", "deprecated_at")
 """The keys of each object of `tdsl definitions --json`."""
 RUN_KEYS = ("workflow_id", "run_id", "definition", "version", "status", "started_at", "ended_at")
 """The keys of each object of `tdsl runs --json`."""
@@ -67,9 +67,22 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     store.set_defaults(handler=_register)
 
-    listing = commands.add_parser("definitions", help="list the registered definitions")
+    listing = commands.add_parser(
+        "definitions",
+        help="list the registered definitions; `deprecate` / `undeprecate NAME@VERSION`",
+    )
     listing.add_argument("--json", action="store_true", help="print one JSON list")
     listing.set_defaults(handler=_definitions)
+    lifecycle = listing.add_subparsers(
+        dest="definitions_command", metavar="deprecate|undeprecate", parser_class=type(listing)
+    )
+    for command, help_text in (
+        ("deprecate", "NAME no longer starts this version; pinned it still does, runs replay"),
+        ("undeprecate", "undo `deprecate`"),
+    ):
+        change = lifecycle.add_parser(command, help=help_text)
+        change.add_argument("pinned", metavar="NAME@VERSION", type=_pinned_version)
+        change.set_defaults(handler=_deprecate, deprecated=command == "deprecate")
 
     runs = commands.add_parser(
         "runs", help="list recorded runs, latest first; `tdsl runs show ID` shows one"
@@ -92,6 +105,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
     )
     show.set_defaults(handler=_runs_show)
+
+
+def _pinned_version(text: str) -> tuple[str, str]:
+    name, at, version = text.partition("@")
+    if not (name and at and version):
+        raise argparse.ArgumentTypeError(f"expected NAME@VERSION, got {text!r}")
+    return name, version
 
 
 def _run_status(text: str) -> str:
@@ -237,12 +257,25 @@ async def _definitions(args: argparse.Namespace) -> int:
     for d in found:
         table.add_row(
             Text(d["name"]),
-            Text(d["version"]),
+            Text(d["version"] + (" (deprecated)" if d.get("deprecated_at") else "")),
             Text(d["sha256"][:12]),
             _when(d["registered_at"]),
             Text(_short(d.get("description"), 60)),
         )
     _console().print(table)
+    return 0
+
+
+async def _deprecate(args: argparse.Namespace) -> int:
+    name, version = args.pinned
+    async with _open_store() as store:
+        known = await store.deprecate(name, version, deprecated=args.deprecated)
+        latest = await store.find_definition(name)
+    if not known:
+        raise NotFoundError(f"{name}@{version} is not registered (see `tdsl definitions`)")
+    what = "deprecated" if args.deprecated else "no longer deprecated"
+    now = f"`{name}` now starts {latest['version']}" if latest else f"`{name}` starts no version"
+    print(f"{name}@{version} is {what}; {now} (pinned, every version still starts)")
     return 0
 
 
@@ -275,8 +308,6 @@ async def _runs(args: argparse.Namespace) -> int:
 
 
 async def _runs_show(args: argparse.Namespace) -> int:
-    from dsl.errors import NotFoundError
-
     async with _open_store() as store:
         run = await store.run(args.workflow_id, args.run_id)
     if run is None:

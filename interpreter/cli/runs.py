@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 
 def register(commands: Any) -> None:
     """`run`, `status`, `signal`, `pause`, `resume`, `cancel`, `terminate`."""
-    run = commands.add_parser("run", help="validate a definition and start a run")
-    run.add_argument("file", metavar="FILE")
+    run = commands.add_parser(
+        "run", help="validate a definition (a file, or a registered NAME[@VERSION]) and start a run"
+    )
+    run.add_argument("file", metavar="FILE|NAME[@VERSION]")
     run.add_argument("--input", metavar="JSON|@FILE", help="run input as JSON, or @file.json")
     run.add_argument(
         "--id", dest="workflow_id", metavar="ID", help="workflow id (default NAME-xxxxxxxx)"
@@ -245,18 +247,31 @@ async def _watch(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
 
 async def _run(args: argparse.Namespace) -> int:
     from interpreter.client.status import run_json, ui_link, wait_for_run
-    from interpreter.client.submit import check_workflow_id, prepare_run, start_run
+    from interpreter.client.submit import (
+        check_workflow_id,
+        is_definition_file,
+        prepare_registered,
+        prepare_run,
+        start_run,
+    )
+    from interpreter.contract import parse_definition_type
 
     if args.workflow_id is not None:
         check_workflow_id(args.workflow_id)
-    run_input, _ = prepare_run(
-        args.file,
-        input_text=args.input,
-        definitions=args.definitions,
-        activities=activity_names_of(args.activities),
-    )
+    from_file = is_definition_file(args.file)
+    if from_file:
+        run_input, _ = prepare_run(
+            args.file,
+            input_text=args.input,
+            definitions=args.definitions,
+            activities=activity_names_of(args.activities),
+        )
+    else:
+        name, version = parse_definition_type(args.file)
+        run_input, _ = prepare_registered(name, version, input_text=args.input)
     client = await client_for(args)
-    await _check_actions_against_workers(args, client, run_input)
+    if from_file:
+        await _check_actions_against_workers(args, client, run_input)
     handle = await start_run(
         client, run_input, workflow_id=args.workflow_id, task_queue=task_queue_of(args)
     )

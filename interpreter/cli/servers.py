@@ -58,6 +58,15 @@ def register(commands: Any) -> None:
         help="run the interpreter in Temporal's workflow sandbox (slower; catches a "
         "nondeterministic change; default TDSL_WORKFLOW_SANDBOX, off)",
     )
+    worker.add_argument(
+        "--definitions",
+        action="append",
+        default=[],
+        metavar="DIR",
+        type=_directory,
+        help="a directory of definitions, each a workflow type this worker runs "
+        "(repeatable; the registry at DATABASE_URL adds its own)",
+    )
     add_connection_options(worker)
     worker.set_defaults(handler=_worker, uses_temporal=True)
 
@@ -76,7 +85,22 @@ def register(commands: Any) -> None:
     dev.add_argument(
         "--http-allow", action="append", default=[], metavar="HOSTS", help="as for `worker`"
     )
+    dev.add_argument(
+        "--definitions",
+        action="append",
+        default=[],
+        metavar="DIR",
+        type=_directory,
+        help="as for `worker`",
+    )
     dev.set_defaults(handler=_dev, uses_temporal=True)
+
+
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return path
 
 
 def _port(text: str) -> int:
@@ -117,6 +141,7 @@ async def _worker(args: argparse.Namespace) -> int:
         max_concurrent_activities=args.max_concurrent_activities,
         http_allow=http_allow,
         sandboxed=sandboxed,
+        definitions=args.definitions,
     )
     return EXIT_OK
 
@@ -240,6 +265,7 @@ async def _serve_dev(
                 database_url=databases.history_url if databases else None,
                 sql_url=databases.sql_url if databases else None,
                 http_allow=http_allow,
+                definitions=args.definitions,
             ),
         ):
             env = []

@@ -46,7 +46,7 @@ from interpreter.client.submit import (
     parse_json_argument,
     prepare_run,
     registry_catalog,
-    start_options,
+    run_start,
     start_run,
 )
 from interpreter.client.tasks import (
@@ -88,11 +88,11 @@ __all__ = [
     "registry_catalog",
     "resume_run",
     "run_json",
+    "run_start",
     "run_status",
     "schedule_id",
     "signal_run",
     "spec_text",
-    "start_options",
     "start_run",
     "status_name",
     "task_queue",

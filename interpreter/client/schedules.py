@@ -44,8 +44,14 @@ from dsl.errors import DefinitionError, DslError, InputError, ServiceError
 from dsl.inputs import prepare_input
 from dsl.models import ScheduleTrigger
 from dsl.validate import ValidatedDefinition, validate_file
-from interpreter.client.submit import prepare_run, start_options
-from interpreter.contract import DSL_NAME, DSL_VERSION, SEARCH_ATTRIBUTES, WORKFLOW_NAME, RunInput
+from interpreter.client.submit import (
+    hint_missing_search_attributes,
+    missing_search_attributes,
+    prepare_run,
+    run_start,
+    store_definitions,
+)
+from interpreter.contract import DSL_NAME, DSL_VERSION, RunInput
 
 __all__ = [
     "SCHEDULE_MEMO",
@@ -180,19 +186,28 @@ def plan_deploy(
     return DeployPlan(checked=checked, schedules=schedules)
 
 
-def _schedule(planned: PlannedSchedule, task_queue: str) -> Schedule:
+def _schedule(
+    planned: PlannedSchedule, task_queue: str, *, stored: bool, searchable: bool
+) -> Schedule:
+    """The schedule of one trigger: it starts the definition by its workflow type."""
     name = str(planned.run_input.definition["name"])
+    start = run_start(planned.run_input, stored=stored, searchable=searchable)
     action = ScheduleActionStartWorkflow(
-        WORKFLOW_NAME,
-        planned.run_input,
+        start.workflow_type,
+        args=start.args,
         id=f"{name}-scheduled",
         task_queue=task_queue,
-        **start_options(planned.run_input),
+        memo=start.memo,
+        typed_search_attributes=start.search_attributes or TypedSearchAttributes.empty,
+        static_summary=start.static_summary,
+        static_details=start.static_details,
     )
     return Schedule(action=action, spec=planned.spec)
 
 
-def _search_attributes(plan: DeployPlan) -> TypedSearchAttributes:
+def _search_attributes(plan: DeployPlan, searchable: bool) -> TypedSearchAttributes | None:
+    if not searchable:
+        return None
     return TypedSearchAttributes(
         [SearchAttributePair(DSL_NAME, plan.name), SearchAttributePair(DSL_VERSION, plan.version)]
     )
@@ -216,16 +231,6 @@ async def _ours(entry: ScheduleListDescription) -> dict[str, Any] | None:
 def _schedule_error(
     plan: DeployPlan, planned: PlannedSchedule, client: Client, err: RPCError
 ) -> DslError:
-    if err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in err.message.lower():
-        commands = "; ".join(
-            f"temporal operator search-attribute create --name {key.name} --type Keyword"
-            for key in SEARCH_ATTRIBUTES
-        )
-        return ServiceError(
-            f"namespace {client.namespace!r} lacks the search attributes "
-            f"{', '.join(k.name for k in SEARCH_ATTRIBUTES)} ({err.message}); "
-            f"register them once: {commands}"
-        )
     if err.status == RPCStatusCode.INVALID_ARGUMENT:
         key = "cron" if planned.trigger.schedule.cron is not None else "interval"
         path = ("triggers", planned.index, "schedule", key)
@@ -235,10 +240,33 @@ def _schedule_error(
 
 
 async def _create_or_update(
-    client: Client, plan: DeployPlan, planned: PlannedSchedule, task_queue: str
+    client: Client, plan: DeployPlan, planned: PlannedSchedule, task_queue: str, stored: bool
 ) -> DeployChange:
-    schedule = _schedule(planned, task_queue)
-    attributes = _search_attributes(plan)
+    """Create or update one schedule; where the namespace lacks the search attributes,
+    without them (stderr says once how to add them)."""
+    try:
+        return await _deploy_one(client, plan, planned, task_queue, stored, searchable=True)
+    except RPCError as err:
+        if not missing_search_attributes(err):
+            raise _schedule_error(plan, planned, client, err) from None
+        hint_missing_search_attributes(client.namespace)
+    try:
+        return await _deploy_one(client, plan, planned, task_queue, stored, searchable=False)
+    except RPCError as err:
+        raise _schedule_error(plan, planned, client, err) from None
+
+
+async def _deploy_one(
+    client: Client,
+    plan: DeployPlan,
+    planned: PlannedSchedule,
+    task_queue: str,
+    stored: bool,
+    *,
+    searchable: bool,
+) -> DeployChange:
+    schedule = _schedule(planned, task_queue, stored=stored, searchable=searchable)
+    attributes = _search_attributes(plan, searchable)
     detail = f"{planned.spec_text} -> {plan.name} {plan.version} on task queue {task_queue!r}"
     try:
         await client.create_schedule(
@@ -250,8 +278,6 @@ async def _create_or_update(
         return DeployChange("created", planned.id, detail)
     except ScheduleAlreadyRunningError:
         pass
-    except RPCError as err:
-        raise _schedule_error(plan, planned, client, err) from None
 
     foreign: list[str] = []
 
@@ -264,10 +290,7 @@ async def _create_or_update(
         kept = replace(schedule, state=current.description.schedule.state)
         return ScheduleUpdate(schedule=kept, search_attributes=attributes)
 
-    try:
-        await client.get_schedule_handle(planned.id).update(updater)
-    except RPCError as err:
-        raise _schedule_error(plan, planned, client, err) from None
+    await client.get_schedule_handle(planned.id).update(updater)
     if foreign:
         raise ServiceError(
             f"schedule {planned.id!r} exists but was not created by `tdsl deploy` "
@@ -282,8 +305,10 @@ async def deploy(client: Client, plan: DeployPlan, *, task_queue: str) -> list[D
     Returns one change per schedule touched: created and updated in trigger order,
     then removed.
     """
+    stored = bool(plan.schedules) and await store_definitions(client, plan.schedules[0].run_input)
     changes = [
-        await _create_or_update(client, plan, planned, task_queue) for planned in plan.schedules
+        await _create_or_update(client, plan, planned, task_queue, stored)
+        for planned in plan.schedules
     ]
     wanted = {planned.id for planned in plan.schedules}
     prefix = schedule_id(plan.name, 0)[:-1]

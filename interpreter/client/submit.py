@@ -7,9 +7,13 @@ so what the templates see is exactly what was submitted.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import sys
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +25,13 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from dsl.bundle import normalise, resolve_bundle
-from dsl.catalog import Catalog, ChainedCatalog, DirectoryCatalog
-from dsl.errors import ConfigurationError, InputError, ServiceError
+from dsl.bundle import canonical_json, content_hash, normalise, resolve_bundle
+from dsl.catalog import DEFINITION_SUFFIXES, Catalog, ChainedCatalog, DirectoryCatalog
+from dsl.errors import InputError, ServiceError
 from dsl.inputs import prepare_input
 from dsl.loader import MAX_BYTES, read_bounded
 from dsl.models import DEFAULT_VERSION
-from dsl.validate import ValidatedDefinition, validate_file
+from dsl.validate import ValidatedDefinition, validate_data, validate_file
 from interpreter.contract import (
     DSL_NAME,
     DSL_VERSION,
@@ -35,20 +39,31 @@ from interpreter.contract import (
     MEMO_NAME,
     MEMO_VERSION,
     SEARCH_ATTRIBUTES,
-    WORKFLOW_NAME,
+    RunEnvelope,
     RunInput,
+    definition_type,
+    search_attribute_hint,
 )
+from interpreter.payloads import PayloadError, payload_codec, payload_store_from_env
 
 __all__ = [
     "MAX_WORKFLOW_ID_BYTES",
+    "RunStart",
     "check_workflow_id",
+    "hint_missing_search_attributes",
+    "is_definition_file",
+    "missing_search_attributes",
     "new_workflow_id",
     "parse_json_argument",
+    "prepare_registered",
     "prepare_run",
     "registry_catalog",
-    "start_options",
+    "run_start",
     "start_run",
+    "store_definitions",
 ]
+
+log = logging.getLogger(__name__)
 
 
 _MAX_MESSAGE = 300
@@ -111,6 +126,13 @@ def prepare_run(
     checked = validate_file(file, definitions=definitions, catalog=catalog, activities=names)
     local = DirectoryCatalog([Path(file).parent, *definitions])
     lookup: Catalog = local if catalog is None else ChainedCatalog([local, catalog])
+    return _pinned(checked, lookup, input_text, input_value)
+
+
+def _pinned(
+    checked: ValidatedDefinition, lookup: Catalog, input_text: str | None, input_value: Any
+) -> tuple[RunInput, ValidatedDefinition]:
+    """The bundle of *checked* (subworkflows from *lookup*) and the prepared input."""
     bundle = resolve_bundle(checked, lookup)
     if input_text is not None:
         value = parse_json_argument(input_text)
@@ -124,6 +146,35 @@ def prepare_run(
         definition_hash=bundle.hash,
     )
     return run_input, checked
+
+
+def is_definition_file(argument: str) -> bool:
+    """Whether `tdsl run ARG` names a file (it exists, or looks like a path) rather
+    than a definition's ``NAME[@VERSION]``."""
+    path = Path(argument)
+    return path.exists() or "/" in argument or path.suffix in DEFINITION_SUFFIXES
+
+
+def prepare_registered(
+    name: str,
+    version: str | None = None,
+    *,
+    input_text: str | None = None,
+    catalog: Catalog | None = None,
+) -> tuple[RunInput, ValidatedDefinition]:
+    """`prepare_run` of the registered definition *name* (the highest version that is
+    not deprecated, else *version*), its subworkflows from the registry too."""
+    registry = catalog if catalog is not None else registry_catalog()
+    wanted = definition_type(name, version)
+    if registry is None:
+        raise InputError(
+            f"{wanted!r} is not a file, and DATABASE_URL is not set to find it in the registry"
+        )
+    entry = registry.find(name, version)
+    if entry is None:
+        raise InputError(f"{wanted!r} is neither a file nor a registered definition")
+    checked = validate_data(normalise(entry.definition), file=entry.origin, catalog=registry)
+    return _pinned(checked, registry, input_text, None)
 
 
 # --------------------------------------------------------------------------- registry
@@ -172,20 +223,93 @@ def new_workflow_id(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-def start_options(run_input: RunInput) -> dict[str, Any]:
-    """How every run is started, by `tdsl run` or by a schedule: search attributes
-    (``typed_search_attributes``), memo with the content hash, and the UI's summary."""
+@dataclass
+class RunStart:
+    """How a prepared run is started by its definition's workflow type (spec §7)."""
+
+    workflow_type: str
+    args: list[Any]
+    memo: dict[str, Any]
+    search_attributes: TypedSearchAttributes | None
+    static_summary: str
+    static_details: str | None
+
+
+def run_start(run_input: RunInput, *, stored: bool, searchable: bool = True) -> RunStart:
+    """The type ``NAME``, the user's input, the content hash in the memo and, when
+    needed, the envelope: the subworkflows this client pinned, and the definitions
+    themselves unless they are *stored* where the workers look (`interpreter.library`).
+    *searchable*: whether the namespace has the search attributes."""
     definition = run_input.definition
     name, version = str(definition["name"]), str(definition.get("version", DEFAULT_VERSION))
     description = definition.get("description")
-    return {
-        "typed_search_attributes": TypedSearchAttributes(
+    envelope = RunEnvelope(search_attributes=None if searchable else False)
+    if run_input.subworkflows:
+        envelope.subworkflows = {
+            key: content_hash(child) for key, child in run_input.subworkflows.items()
+        }
+        envelope.latest = dict(run_input.latest)
+    if not stored:
+        envelope.definitions = _contents(run_input)
+    extra = envelope.to_json()
+    return RunStart(
+        workflow_type=definition_type(name),
+        args=[run_input.input, extra] if extra else [run_input.input],
+        memo={MEMO_NAME: name, MEMO_VERSION: version, MEMO_HASH: run_input.definition_hash},
+        search_attributes=TypedSearchAttributes(
             [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
-        ),
-        "memo": {MEMO_NAME: name, MEMO_VERSION: version, MEMO_HASH: run_input.definition_hash},
-        "static_summary": f"{name} {version}",
-        "static_details": description if isinstance(description, str) else None,
-    }
+        )
+        if searchable
+        else None,
+        static_summary=f"{name} {version}",
+        static_details=description if isinstance(description, str) else None,
+    )
+
+
+def _contents(run_input: RunInput) -> dict[str, dict[str, Any]]:
+    found = {run_input.definition_hash: run_input.definition}
+    found.update({content_hash(child): child for child in run_input.subworkflows.values()})
+    return found
+
+
+async def store_definitions(client: Client, run_input: RunInput) -> bool:
+    """Put the run's definitions into the payload store the workers read, by content
+    hash; False when this client has none (they then travel with the run)."""
+    codec = payload_codec(client)
+    store = codec.store if codec is not None else payload_store_from_env()
+    if store is None:
+        return False
+    try:
+        for content in _contents(run_input).values():
+            data = canonical_json(content)
+            await store.put(hashlib.sha256(data).hexdigest(), data)
+    except PayloadError as err:
+        log.info("definitions travel with the run: the payload store refused them: %s", err)
+        return False
+    return True
+
+
+_hinted: set[str] = set()
+
+
+def hint_missing_search_attributes(namespace: str) -> None:
+    """Say once per process, on stderr, that runs start without search attributes."""
+    if namespace not in _hinted:
+        _hinted.add(namespace)
+        print(
+            f"tdsl: note: namespace {namespace!r} has no search attributes "
+            f"{', '.join(k.name for k in SEARCH_ATTRIBUTES)}: runs start without them "
+            f"(not searchable by definition in the UI); {search_attribute_hint()}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def missing_search_attributes(err: RPCError) -> bool:
+    """Whether the server refused a start because the namespace lacks our attributes."""
+    return (
+        err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in err.message.lower()
+    )
 
 
 async def start_run(
@@ -195,39 +319,46 @@ async def start_run(
     workflow_id: str | None = None,
     task_queue: str,
 ) -> WorkflowHandle[Any, Any]:
-    """Start the interpreter on a prepared run; returns at once with the handle.
+    """Start a prepared run by its definition's workflow type; returns at once.
 
-    The run is findable by definition name and version (search attributes), carries
-    name, version and content hash in its memo, and shows "name version" and the
-    description in the Web UI.
+    The run is findable by definition name and version (search attributes, where
+    the namespace has them: else it starts without, and stderr says once how to add
+    them), carries name, version and content hash in its memo, and shows "name
+    version" and the description in the Web UI.
     """
-    options = start_options(run_input)
     if workflow_id is None:
         workflow_id = new_workflow_id(str(run_input.definition["name"]))
     else:
         check_workflow_id(workflow_id)
+    stored = await store_definitions(client, run_input)
+    start = run_start(run_input, stored=stored)
     try:
-        return await client.start_workflow(
-            WORKFLOW_NAME,
-            run_input,
-            id=workflow_id,
-            task_queue=task_queue,
-            search_attributes=options.pop("typed_search_attributes"),
-            **options,
-        )
+        try:
+            return await _start(client, start, workflow_id, task_queue)
+        except RPCError as err:
+            if not missing_search_attributes(err):
+                raise
+            hint_missing_search_attributes(client.namespace)
+            start = run_start(run_input, stored=stored, searchable=False)
+            return await _start(client, start, workflow_id, task_queue)
     except WorkflowAlreadyStartedError:
         raise InputError(
             f"a run with workflow id {workflow_id!r} is already running; choose another --id"
         ) from None
     except RPCError as err:
-        if err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in err.message:
-            commands = "; ".join(
-                f"temporal operator search-attribute create --name {key.name} --type Keyword"
-                for key in SEARCH_ATTRIBUTES
-            )
-            raise ConfigurationError(
-                f"namespace {client.namespace!r} lacks the search attributes "
-                f"{', '.join(k.name for k in SEARCH_ATTRIBUTES)} ({err.message}); "
-                f"register them once: {commands}"
-            ) from None
         raise ServiceError(f"cannot start the run: {err.message}") from None
+
+
+async def _start(
+    client: Client, start: RunStart, workflow_id: str, task_queue: str
+) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        start.workflow_type,
+        args=start.args,
+        id=workflow_id,
+        task_queue=task_queue,
+        memo=start.memo,
+        search_attributes=start.search_attributes,
+        static_summary=start.static_summary,
+        static_details=start.static_details,
+    )

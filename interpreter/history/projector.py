@@ -63,7 +63,15 @@ from interpreter.client.status import (
     query_status,
     status_name,
 )
-from interpreter.contract import MEMO_HASH, MEMO_NAME, MEMO_VERSION, OUTPUTS_QUERY, WORKFLOW_NAME
+from interpreter.contract import (
+    MEMO_HASH,
+    MEMO_NAME,
+    MEMO_VERSION,
+    MUTEX_WORKFLOW_NAME,
+    OUTPUTS_QUERY,
+    WORKFLOW_NAME,
+    RunEnvelope,
+)
 from interpreter.history.store import RunRecord, StepRecord, Store
 
 __all__ = ["DEFAULT_INTERVAL", "DEFAULT_MARGIN", "Projector", "record_history"]
@@ -193,7 +201,7 @@ class Projector:
 
     def query(self) -> str:
         """The visibility query of the next cycle."""
-        parts = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+        parts = [f"WorkflowType != '{MUTEX_WORKFLOW_NAME}'"]
         if self.task_queue is not None:
             parts.append(f"TaskQueue = '{_quote(self.task_queue)}'")
         if self.checkpoint is not None:
@@ -321,9 +329,7 @@ class Projector:
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
                 payloads = event.workflow_execution_started_event_attributes.input.payloads
                 started = await info.data_converter.decode(list(payloads))
-        run_input = started[0] if started and isinstance(started[0], dict) else {}
-        definition = run_input.get("definition") or {}
-        carried = run_input.get("carried") or {}
+        user_input, definition, carried = _started_with(execution.workflow_type, started)
         output, error = await _outcome(handle) if closed else (None, None)
         query = await query_status(handle)
         outputs = _outputs_from_result(definition, status, output, query)
@@ -340,9 +346,9 @@ class Projector:
             run_id=logical_run_id,
             definition=str(memo.get(MEMO_NAME) or definition.get("name") or ""),
             version=str(memo.get(MEMO_VERSION) or definition.get("version") or ""),
-            definition_hash=str(memo.get(MEMO_HASH) or run_input.get("definition_hash") or ""),
+            definition_hash=str(memo.get(MEMO_HASH) or definition.get("hash") or ""),
             status=status,
-            input=run_input.get("input"),
+            input=user_input,
             output=output,
             error=error,
             started_at=_time(carried.get("start_time")) or info.start_time,
@@ -431,6 +437,24 @@ async def _outcome(handle: WorkflowHandle[Any, Any]) -> tuple[Any, str | None]:
         return await handle.result(), None
     except WorkflowFailureError as err:
         return None, failure_message(err.cause if err.cause is not None else err)
+
+
+def _started_with(
+    workflow_type: str | None, started: list[Any]
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(user input, definition, carried state) from a run's start arguments.
+
+    A `DslWorkflow` run's one argument holds its definition; a run by type has the
+    user's input and perhaps an envelope (`RunEnvelope`), and no definition: its
+    `output` is unknown here (the ``unknown`` marker keeps `_outputs_from_result` off).
+    """
+    if workflow_type == WORKFLOW_NAME:
+        run_input = started[0] if started and isinstance(started[0], dict) else {}
+        definition = dict(run_input.get("definition") or {})
+        definition["hash"] = run_input.get("definition_hash")
+        return run_input.get("input"), definition, run_input.get("carried") or {}
+    envelope = RunEnvelope.from_json(started[1] if len(started) > 1 else None)
+    return (started[0] if started else None), {"output": "unknown"}, envelope.carried or {}
 
 
 def _outputs_from_result(

@@ -32,14 +32,17 @@ async def registry_catalog(store: Store) -> MemoryCatalog:
     A stored definition the current models no longer accept is left out, as a
     broken file beside a definition is.
     """
-    rows = await store.pool.fetch("select name, version, parsed from definitions")
+    rows = await store.pool.fetch(
+        "select name, version, parsed, deprecated_at is not null as deprecated from definitions"
+    )
     entries = []
     for row in rows:
         try:
             definition = Definition.model_validate(row["parsed"])
         except ValidationError:
             continue
-        entries.append(CatalogEntry(definition, f"registry:{row['name']}@{row['version']}"))
+        origin = f"registry:{row['name']}@{row['version']}"
+        entries.append(CatalogEntry(definition, origin, deprecated=row["deprecated"]))
     return MemoryCatalog(entries)
 
 

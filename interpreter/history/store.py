@@ -337,8 +337,8 @@ class Store:
         """Every registered version: `name`, `version`, `sha256`, `registered_at`,
         `description`; by name, the highest version of each first."""
         rows = await self.pool.fetch(
-            "select name, version, sha256, registered_at, parsed->>'description' as description"
-            " from definitions"
+            "select name, version, sha256, registered_at, deprecated_at,"
+            " parsed->>'description' as description from definitions"
         )
         found = [dict(row) for row in rows]
         found.sort(key=lambda d: version_key(d["version"]), reverse=True)
@@ -347,16 +347,28 @@ class Store:
 
     async def find_definition(self, name: str, version: str | None = None) -> dict[str, Any] | None:
         """One registered version with its `source` and `parsed` JSON; the highest
-        semantic version when *version* is None."""
+        semantic version that is not deprecated when *version* is None."""
         rows = await self.pool.fetch(
             "select name, version, sha256, source, parsed, registered_at from definitions"
-            " where name = $1 and ($2::text is null or version = $2)",
+            " where name = $1 and ($2::text is null or version = $2)"
+            " and ($2::text is not null or deprecated_at is null)",
             name,
             version,
         )
         if not rows:
             return None
         return dict(max(rows, key=lambda row: version_key(row["version"])))
+
+    async def deprecate(self, name: str, version: str, *, deprecated: bool = True) -> bool:
+        """Mark a registered version deprecated (or not any more); False if unknown."""
+        status = await self.pool.execute(
+            "update definitions set deprecated_at = case when $3 then"
+            " coalesce(deprecated_at, now()) else null end where name = $1 and version = $2",
+            name,
+            version,
+            deprecated,
+        )
+        return str(status) != "UPDATE 0"
 
     # ----------------------------------------------------------------- run history
 

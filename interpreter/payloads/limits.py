@@ -49,6 +49,11 @@ def _largest(values: Any) -> int:
     return max((p.ByteSize() for p in workflow.payload_converter().to_payloads(values)), default=0)
 
 
+def _total(values: Any) -> int:
+    """What the server weighs against its limit: all the arguments of one command."""
+    return sum(p.ByteSize() for p in workflow.payload_converter().to_payloads(values))
+
+
 class _ContinuationCheck(WorkflowOutboundInterceptor):
     """Refuses a continue-as-new whose input could be sent neither inline nor offloaded.
 
@@ -64,7 +69,8 @@ class _ContinuationCheck(WorkflowOutboundInterceptor):
         self.check = check
 
     def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
-        size = _largest(input.args)
+        # Offloaded, each argument goes alone; inline, they go together.
+        size = _total(input.args) if self.check.store is None else _largest(input.args)
         if size > self.check.allowed():
             what = (
                 f"the state workflow {workflow.info().workflow_id!r} carries into its continued run"

@@ -44,7 +44,8 @@ class ChildWorkflows:
 
     definition: Definition
     context: dict[str, Any]
-    subworkflows: dict[str, dict[str, Any]]
+    subworkflows: dict[str, Any]
+    """``name@version`` → the definition (`DslWorkflow`) or its hash (by type)."""
     latest: dict[str, str]
     index_offset: int
     progress: Progress
@@ -137,20 +138,15 @@ class ChildWorkflows:
             key, f"{step.display_name}: items {start}-{start + len(batch) - 1}", "batch"
         )
         self.progress.update(key, "running", workflow.now())
-        definition = batch_definition(
-            self.definition, step, batch, first_index=start, max_concurrency=per_child
-        )
         info = workflow.info()
+        workflow_type, args, memo = self._batch_call(
+            step, batch, {**seed, "index_offset": start}, per_child
+        )
         try:
             output = await workflow.execute_child_workflow(
-                WORKFLOW_NAME,
-                RunInput(
-                    definition=definition,
-                    input=self.context["input"],
-                    subworkflows=self.subworkflows,
-                    latest=self.latest,
-                    batch={**seed, "index_offset": start},
-                ).to_json(),
+                workflow_type,
+                args=args,
+                memo=memo,
                 id=f"{info.workflow_id}/{instance.replace('#', '/')}",
                 task_queue=info.task_queue,
                 search_attributes=self._child_attributes(
@@ -174,15 +170,32 @@ class ChildWorkflows:
         self._show()
         return list(output)
 
-    def _child_attributes(self, name: str, version: str) -> TypedSearchAttributes | None:
-        """Children are searchable like their parent when the namespace has the attributes."""
-        if workflow.info().typed_search_attributes.get(DSL_NAME) is None:
-            return None
-        return TypedSearchAttributes(
-            [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
+    def _batch_call(
+        self, step: ForeachStep, items: list[Any], seed: dict[str, Any], per_child: int
+    ) -> tuple[str, list[Any], dict[str, Any] | None]:
+        """(workflow type, arguments, memo) of one batch child: the interpreter with the
+        batch's own definition in its input (`batch_definition`)."""
+        definition = batch_definition(
+            self.definition,
+            step,
+            items,
+            first_index=int(seed["index_offset"]),
+            max_concurrency=per_child,
         )
+        run = RunInput(
+            definition=definition,
+            input=self.context["input"],
+            subworkflows=self.subworkflows,
+            latest=self.latest,
+            batch=seed,
+        )
+        return WORKFLOW_NAME, [run.to_json()], None
 
-    async def _subworkflow(self, step: SubworkflowStep, frame: Frame) -> Any:
+    def _subworkflow_call(
+        self, step: SubworkflowStep, child_input: Any
+    ) -> tuple[str, list[Any], str, str]:
+        """(workflow type, arguments, name, version) of a subworkflow step's child: the
+        interpreter with the child's definition, from this run's bundle, in its input."""
         version = step.version or self.latest.get(step.workflow, "")
         child = self.subworkflows.get(f"{step.workflow}@{version}")
         if child is None:
@@ -193,25 +206,48 @@ class ChildWorkflows:
                     "message": f"{step.workflow} {version} is not in this run's bundle",
                 },
             )
-        child_input = RunInput(
+        run = RunInput(
             definition=child,
-            input=render(step.input, frame.context),
+            input=child_input,
             subworkflows=self.subworkflows,
             latest=self.latest,
         )
-        info = workflow.info()
         name, child_version = str(child.get("name")), str(child.get("version", DEFAULT_VERSION))
+        return WORKFLOW_NAME, [run.to_json()], name, child_version
+
+    def _child_memo(self, step: SubworkflowStep) -> dict[str, str]:
+        """More of a child's memo: nothing here (children by type add their hash)."""
+        return {}
+
+    def _searchable(self) -> bool:
+        """Whether the namespace has the search attributes (this run has them)."""
+        return workflow.info().typed_search_attributes.get(DSL_NAME) is not None
+
+    def _child_attributes(self, name: str, version: str) -> TypedSearchAttributes | None:
+        """Children are searchable like their parent when the namespace has the attributes."""
+        if not self._searchable():
+            return None
+        return TypedSearchAttributes(
+            [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
+        )
+
+    async def _subworkflow(self, step: SubworkflowStep, frame: Frame) -> Any:
+        workflow_type, args, name, child_version = self._subworkflow_call(
+            step, render(step.input, frame.context)
+        )
+        info = workflow.info()
         attributes = self._child_attributes(name, child_version)
+        memo = {MEMO_NAME: name, MEMO_VERSION: child_version, **self._child_memo(step)}
         handle = await workflow.start_child_workflow(
-            WORKFLOW_NAME,
-            child_input.to_json(),
+            workflow_type,
+            args=args,
             id=f"{info.workflow_id}/{frame.instance(step.id)}",
             task_queue=step.task_queue or info.task_queue,
             run_timeout=step.timeout,
             parent_close_policy=ParentClosePolicy.TERMINATE
             if step.wait
             else ParentClosePolicy.ABANDON,
-            memo={MEMO_NAME: name, MEMO_VERSION: child_version},
+            memo=memo,
             search_attributes=attributes,
             static_summary=f"{step.id}: {name} {child_version}",
         )

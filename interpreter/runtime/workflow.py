@@ -86,7 +86,7 @@ from interpreter.runtime.signals import SignalBuffer
 from interpreter.runtime.steps import StepTypes
 from interpreter.runtime.work import DagWork, JoinWork, Work
 
-__all__ = ["PASSTHROUGH_MODULES", "DslWorkflow"]
+__all__ = ["PASSTHROUGH_MODULES", "DslWorkflow", "Interpreter"]
 
 PASSTHROUGH_MODULES = (
     "dsl",
@@ -107,6 +107,10 @@ PASSTHROUGH_MODULES = (
 """Pure modules the sandbox may share between runs instead of re-importing per run."""
 
 _WAKE = ("", None)
+_PLACEHOLDER = Definition(
+    name="resolving", steps=[FailStep(id="resolving", type="fail", message="")]
+)
+"""The definition of a run that does not know its own yet (queries may come first)."""
 
 SAGA_PATCH = "compensation-and-on-failure"
 """Runs started before compensation existed replay without it (workflow.patched)."""
@@ -126,12 +130,20 @@ COMMANDLESS = (SetStep, DecisionStep, FailStep)
 """Steps that run inside the workflow task that readied them (see `breaks`)."""
 
 
-@workflow.defn(name=WORKFLOW_NAME)
-class DslWorkflow(StepTypes, Mutexes):
-    """Interprets the definition in its input; one workflow type for every definition."""
+class Interpreter(StepTypes, Mutexes):
+    """Interprets one definition: the runtime both workflow types share.
 
-    @workflow.init
-    def __init__(self, run: RunInput) -> None:
+    `DslWorkflow` (the definition in its input) and `DefinitionWorkflow` (the
+    definition named by the workflow type, `interpreter.runtime.typed`) differ only in
+    how they learn the definition and how they start children and continuations.
+    `_setup` is the state that needs no definition (signals and queries may come
+    first), `_load` the rest, `_interpret` the run.
+    """
+
+    by_type = False
+    """Whether children and continuations are started by definition type."""
+
+    def _setup(self) -> None:
         self.gate = StartGate()
         self.stops = Stops()
         self.running_steps: dict[str, asyncio.Task[Any]] = {}
@@ -167,6 +179,18 @@ class DslWorkflow(StepTypes, Mutexes):
         self.finished_before = 0
         """How many of them earlier runs finished: a run that continues as new first
         finishes at least one of its own, so a chain of continuations always advances."""
+        self.definition = _PLACEHOLDER
+        self.graph, _ = build_graph(self.definition)
+        self.subworkflows: dict[str, Any] = {}
+        self.latest: dict[str, str] = {}
+        self.definition_hash = ""
+        self.info = workflow.info()
+        self.deadline: datetime | None = None
+        self.context: dict[str, Any] = {"input": None, "steps": {}, "vars": {}, "run": {}}
+        self.progress = Progress(title=self.info.workflow_type)
+
+    def _load(self, run: RunInput) -> None:
+        """Everything that depends on the definition, from the run's input."""
         self.carried = Carried.from_json(run.carried) if run.carried is not None else None
         try:
             self.definition = Definition.model_validate(run.definition)
@@ -184,10 +208,10 @@ class DslWorkflow(StepTypes, Mutexes):
         info = self.info = workflow.info()
         # The run timeout counts from the first start; a batch child is bounded by its
         # parent's. Kept as a moment (not a duration) so that a continued run can carry it.
-        self.deadline: datetime | None = None
+        self.deadline = None
         if self.definition.timeout is not None and run.batch is None:
             self.deadline = info.start_time + self.definition.timeout
-        self.context: dict[str, Any] = {
+        self.context = {
             "input": run.input,
             "steps": {},
             "vars": {},
@@ -259,8 +283,7 @@ class DslWorkflow(StepTypes, Mutexes):
 
     # ------------------------------------------------------------------ run
 
-    @workflow.run
-    async def run(self, run: RunInput) -> Any:
+    async def _interpret(self, run: RunInput) -> Any:
         if self.invalid is not None:
             self._finish_run("FAILED")
             raise ApplicationError(self.invalid, type="InvalidDefinition", non_retryable=True)
@@ -363,14 +386,20 @@ class DslWorkflow(StepTypes, Mutexes):
         self.run_status = "CONTINUED_AS_NEW"
         self._write_details()
         try:
-            workflow.continue_as_new(self._continuation(run))
+            self._continue_with(run, self._continuation())
         except ApplicationError as refused:
             await self._undo({"step": None, "type": refused.type, "message": refused.message})
             self._finish_run("FAILED")
             raise
 
-    def _continuation(self, run: RunInput) -> dict[str, Any]:
-        """This run's input plus all the logical run needs to go on (`Carried`)."""
+    def _continue_with(self, run: RunInput, carried: Carried) -> NoReturn:
+        """Continue as new with this run's input, as prepared, and *carried*."""
+        # The input as prepared: the continuation does not prepare it again.
+        continued = dataclasses.replace(run, input=self.context["input"], carried=carried.to_json())
+        workflow.continue_as_new(continued.to_json())
+
+    def _continuation(self) -> Carried:
+        """All the logical run needs to go on (`Carried`)."""
         owed = []
         for step, frame, output in self.compensations:
             entry = {"step": step.id, "suffix": frame.suffix, "output": output}
@@ -384,7 +413,7 @@ class DslWorkflow(StepTypes, Mutexes):
                 }
             owed.append(entry)
         signals, arrivals = self.signals.export()
-        carried = Carried(
+        return Carried(
             continued=self.progress.continued + 1,
             run_id=self.context["run"]["run_id"],
             start_time=self.context["run"]["start_time"],
@@ -399,9 +428,6 @@ class DslWorkflow(StepTypes, Mutexes):
             paused=self.paused,
             loops=dict(self.loop_checkpoints),
         )
-        # The input as prepared: the continuation does not prepare it again.
-        continued = dataclasses.replace(run, input=self.context["input"], carried=carried.to_json())
-        return continued.to_json()
 
     def _resume_main(self, readiness: Readiness) -> tuple[deque[str], dict[str, Any]]:
         """Readiness and outputs of the top-level DAG as the continued run left them.
@@ -839,3 +865,18 @@ class DslWorkflow(StepTypes, Mutexes):
         )
         await self._drive(work, limit=limit, keep_remaining=keep_remaining)
         return work.ordered()
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class DslWorkflow(Interpreter):
+    """A run whose input carries its definition bundle (`RunInput`): every run started
+    before definitions were workflow types. Registered so they go on and replay."""
+
+    @workflow.init
+    def __init__(self, run: RunInput) -> None:
+        self._setup()
+        self._load(run)
+
+    @workflow.run
+    async def run(self, run: RunInput) -> Any:
+        return await self._interpret(run)

@@ -17,8 +17,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.builtin import BuiltinActivities
 from dsl.errors import InputError
-from interpreter.runtime.workflow import DslWorkflow
-from interpreter.worker import SANDBOX_ENV, build_worker, sandbox_from_env, workflow_runner
+from interpreter.worker import (
+    SANDBOX_ENV,
+    WORKFLOWS,
+    build_worker,
+    sandbox_from_env,
+    workflow_runner,
+)
 from tests.support.cli import run_tdsl
 from tests.support.runs import runs_of, start
 
@@ -84,7 +89,7 @@ async def test_the_default_worker_runs_unsandboxed_and_its_history_replays_sandb
     assert result["v1499"] == {"v1499": 1499}
     runs = await runs_of(client, handle)
     assert len(runs) >= 2  # continued as new
-    replayer = Replayer(workflows=[DslWorkflow], workflow_runner=workflow_runner(True))
+    replayer = Replayer(workflows=list(WORKFLOWS), workflow_runner=workflow_runner(True))
     for run_id, _, _ in runs:
         history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
         await replayer.replay_workflow(history)

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from dsl.bundle import normalise, resolve_bundle
 from dsl.catalog import DirectoryCatalog
 from dsl.validate import validate_file, validate_text
+from interpreter.client.submit import run_start
 from interpreter.contract import WORKFLOW_NAME, RunInput
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
@@ -52,6 +53,28 @@ async def start(
     workflow_id: str | None = None,
     **options: Any,
 ) -> WorkflowHandle[Any, Any]:
+    """Start the definition by its workflow type, carrying it in the run's envelope (as
+    `tdsl run` does without a payload store), so the worker needs no file of it."""
+    how = run_start(run_input(text_or_path, input, **options), stored=False, searchable=False)
+    return await client.start_workflow(
+        how.workflow_type,
+        args=how.args,
+        memo=how.memo,
+        id=workflow_id or f"test-{uuid4()}",
+        task_queue=task_queue,
+    )
+
+
+async def start_legacy(
+    client: Client,
+    task_queue: str,
+    text_or_path: str | Path,
+    input: Any = None,
+    *,
+    workflow_id: str | None = None,
+    **options: Any,
+) -> WorkflowHandle[Any, Any]:
+    """Start a `DslWorkflow` with the definition in its input, as before workflow types."""
     return await client.start_workflow(
         WORKFLOW_NAME,
         run_input(text_or_path, input, **options),
@@ -77,7 +100,12 @@ async def statuses(handle: WorkflowHandle[Any, Any]) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def interpreter_worker(
-    client: Client, task_queue: str, *, activity_modules: Sequence[str] = ()
+    client: Client,
+    task_queue: str,
+    *,
+    activity_modules: Sequence[str] = (),
+    definitions: Sequence[Path] = (),
+    database_url: str | None = None,
 ) -> AsyncIterator[None]:
     """The production worker (`build_worker`), stopping at once when the test is done."""
     from activities.builtin import BuiltinActivities
@@ -91,6 +119,8 @@ async def interpreter_worker(
             activity_modules=activity_modules,
             builtin=builtin,
             graceful_shutdown_timeout=timedelta(0),
+            definitions=definitions,
+            database_url=database_url,
         ):
             yield
     finally:

@@ -153,9 +153,10 @@ async def test_db_migrate_twice(database: str, capsys: pytest.CaptureFixture[str
         capsys.readouterr().out
         == "applied 0001_initial\napplied 0002_payloads\napplied 0003_workers\n"
         "applied 0004_continued\n"
+        "applied 0005_deprecated\n"
     )
     assert await tdsl("db", "migrate") == 0
-    assert capsys.readouterr().out == "the database is up to date (4 migrations)\n"
+    assert capsys.readouterr().out == "the database is up to date (5 migrations)\n"
 
 
 # --------------------------------------------------------------------------- register
@@ -206,7 +207,9 @@ async def test_definitions_lists_what_is_registered(
     capsys.readouterr()
     assert await tdsl("definitions", "--json") == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [list(d) for d in listed] == [["name", "version", "sha256", "registered_at"]] * 2
+    assert [list(d) for d in listed] == [
+        ["name", "version", "sha256", "registered_at", "deprecated_at"]
+    ] * 2
     assert [(d["name"], d["version"]) for d in listed] == [
         ("notify-sms", "1.10.0"),
         ("notify-sms", "1.9.0"),

@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from interpreter.cli import main
 from interpreter.client.schedules import list_schedules, plan_deploy, spec_text
-from interpreter.contract import DSL_NAME, DSL_VERSION, RunInput
+from interpreter.contract import DSL_NAME, DSL_VERSION, MEMO_HASH, RunEnvelope
 from tests.support.runs import DEFINITIONS
 
 integration = pytest.mark.integration
@@ -97,6 +97,15 @@ def _action(description: ScheduleDescription) -> ScheduleActionStartWorkflow:
     return action
 
 
+async def _action_memo(client: Client, action: ScheduleActionStartWorkflow) -> dict[str, Any]:
+    """The memo the schedule gives each run, decoded (a described action keeps payloads)."""
+    convert = client.data_converter.payload_converter
+    return {
+        key: convert.from_payloads([value])[0] if hasattr(value, "metadata") else value
+        for key, value in (action.memo or {}).items()
+    }
+
+
 @integration
 @pytest.mark.usefixtures("cli_env")
 async def test_deploy_creates_updates_and_removes_schedules(
@@ -122,18 +131,22 @@ async def test_deploy_creates_updates_and_removes_schedules(
     first = await _describe(client, f"tdsl-{name}-0")
     assert spec_text(first.schedule.spec) == {"cron": "0 * * * *"}
     action = _action(first)
-    assert action.workflow == "DslWorkflow"
+    assert action.workflow == name  # started by the definition's workflow type
     assert action.id == f"{name}-scheduled"
     assert action.task_queue == "queue-from-env"
     assert action.typed_search_attributes.get(DSL_NAME) == name
     assert action.typed_search_attributes.get(DSL_VERSION) == "2.1.0"
     assert first.typed_search_attributes.get(DSL_NAME) == name
     assert await first.memo() == {"tdsl_schedule": {"definition": name, "trigger": 0}}
-    (payload,) = action.args
-    pinned = client.data_converter.payload_converter.from_payloads([payload], [RunInput])[0]
-    assert pinned.input == {"region": "eu", "limit": 10}  # defaults applied at deploy
-    assert pinned.definition["name"] == name
-    assert pinned.definition_hash
+    (payload, *envelope) = action.args
+    convert = client.data_converter.payload_converter
+    assert convert.from_payloads([payload], [dict])[0] == {"region": "eu", "limit": 10}
+    # The definition is pinned by content hash (memo), and travels with the schedule
+    # when no payload store holds it.
+    pinned = RunEnvelope.from_json(convert.from_payloads(envelope, [dict])[0] if envelope else {})
+    hashed = (await _action_memo(client, action))[MEMO_HASH]
+    assert hashed in pinned.definitions or not envelope
+    assert pinned.definitions[hashed]["name"] == name
 
     second = await _describe(client, f"tdsl-{name}-2")
     assert spec_text(second.schedule.spec) == {"interval": "1h30m"}

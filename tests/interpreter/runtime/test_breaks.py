@@ -21,8 +21,8 @@ from temporalio.worker import Replayer, Worker
 from interpreter.contract import BREAK_ACTIVITY
 from interpreter.runtime.breaks import BUDGET, INLINE_COST, START_COST
 from interpreter.runtime.gate import MAX_IN_FLIGHT
-from interpreter.runtime.workflow import DslWorkflow
-from interpreter.worker import workflow_runner
+from interpreter.runtime.typed import DefinitionWorkflow
+from interpreter.worker import WORKFLOWS, workflow_runner
 from tests.support.runs import start, statuses
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ async def _breaks(handle: WorkflowHandle[object, object]) -> int:
 
 
 async def _replays(handle: WorkflowHandle[object, object]) -> None:
-    replayer = Replayer(workflows=[DslWorkflow], workflow_runner=workflow_runner())
+    replayer = Replayer(workflows=list(WORKFLOWS), workflow_runner=workflow_runner())
     await replayer.replay_workflow(await handle.fetch_history())
 
 
@@ -113,7 +113,7 @@ async def test_a_worker_without_the_break_activity_breaks_with_a_timer(
     async with Worker(
         client,
         task_queue=task_queue,
-        workflows=[DslWorkflow],
+        workflows=[DefinitionWorkflow],
         activities=[],
         workflow_runner=workflow_runner(True),
     ):
