@@ -25,6 +25,7 @@ __all__ = [
     "content_hash",
     "normalise",
     "resolve_bundle",
+    "subworkflow_steps",
 ]
 
 
@@ -88,7 +89,7 @@ def bundle_of(definition: Definition, origin: str, catalog: Catalog) -> Bundle:
     pending: list[tuple[Definition, str]] = [(definition, origin)]
     while pending:
         definition, origin = pending.pop()
-        for step in _subworkflow_steps(definition):
+        for step in subworkflow_steps(definition):
             entry = catalog.find(step.workflow, step.version)
             if entry is None:
                 wanted = step.workflow + (f" version {step.version}" if step.version else "")
@@ -109,7 +110,8 @@ def bundle_of(definition: Definition, origin: str, catalog: Catalog) -> Bundle:
     return bundle
 
 
-def _subworkflow_steps(definition: Definition) -> list[SubworkflowStep]:
+def subworkflow_steps(definition: Definition) -> list[SubworkflowStep]:
+    """Every subworkflow step of *definition*, nested ones included."""
     from dsl.graph import build_graph
 
     graph, _ = build_graph(definition)

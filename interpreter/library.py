@@ -42,7 +42,14 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from dsl.bundle import Bundle, bundle_of, canonical_json, content_hash, normalise
+from dsl.bundle import (
+    Bundle,
+    bundle_of,
+    canonical_json,
+    content_hash,
+    normalise,
+    subworkflow_steps,
+)
 from dsl.catalog import (
     DEFINITION_SUFFIXES,
     Catalog,
@@ -60,7 +67,7 @@ from interpreter.contract import (
     definition_type,
     parse_definition_type,
 )
-from interpreter.payloads import PayloadStore
+from interpreter.payloads import PayloadStore, put_content
 
 __all__ = ["DefinitionLibrary", "Resolved"]
 
@@ -107,6 +114,8 @@ class DefinitionLibrary:
         self._by_hash: dict[str, Resolved] = {}
         self._search_attributes: tuple[float, bool] | None = None
         self._store_lock = asyncio.Lock()
+        self._kept: set[str] = set()
+        """Hashes this process put into the store already."""
 
     # ------------------------------------------------------------------ the activity
 
@@ -220,7 +229,8 @@ class DefinitionLibrary:
             for path in directory.iterdir()
             if path.suffix in DEFINITION_SUFFIXES and path.is_file()
         )
-        signature = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        stats = [(p, p.stat()) for p in files]
+        signature = tuple((str(p), st.st_mtime_ns, st.st_size) for p, st in stats)
         if signature != self._signature:
             catalog = MemoryCatalog()
             for path in files:
@@ -319,7 +329,10 @@ class DefinitionLibrary:
     # ------------------------------------------------------------------ subworkflows
 
     async def _bundle(self, root: Resolved) -> Bundle:
-        """The subworkflows *root* can start, pinned now: files, then the registry."""
+        """The subworkflows *root* can start, pinned now: files, then the registry
+        (read only when it has subworkflow steps)."""
+        if not subworkflow_steps(root.definition):
+            return Bundle(definition=root.definition)
         registry = await self._registry_catalog()
         lookup: Catalog = ChainedCatalog([self._catalog(), registry])
         try:
@@ -348,10 +361,12 @@ class DefinitionLibrary:
         if self.store is None:
             return root.durable and (bundle is None or not bundle.subworkflows)
         definitions = [root.definition, *(bundle.subworkflows.values() if bundle else ())]
-        async with self._store_lock:
+        async with self._store_lock:  # each once per process: a store keeps what it got
             for definition in definitions:
-                data = canonical_json(definition)
-                await self.store.put(hashlib.sha256(data).hexdigest(), data)
+                key = content_hash(definition)
+                if key not in self._kept:
+                    await put_content(self.store, canonical_json(definition))
+                    self._kept.add(key)
         return True
 
     async def _stored(self, wanted: str) -> Resolved | None:
@@ -381,11 +396,6 @@ class DefinitionLibrary:
             return self._search_attributes[1]
         answer = False
         client = self.client
-        if client is None:
-            try:
-                client = activity.client()
-            except RuntimeError:
-                client = None
         if client is not None:
             try:
                 response = await client.operator_service.list_search_attributes(

@@ -7,7 +7,6 @@ so what the templates see is exactly what was submitted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sys
@@ -44,7 +43,7 @@ from interpreter.contract import (
     definition_type,
     search_attribute_hint,
 )
-from interpreter.payloads import PayloadError, payload_codec, payload_store_from_env
+from interpreter.payloads import PayloadError, payload_codec, payload_store_from_env, put_content
 
 __all__ = [
     "MAX_WORKFLOW_ID_BYTES",
@@ -281,8 +280,7 @@ async def store_definitions(client: Client, run_input: RunInput) -> bool:
         return False
     try:
         for content in _contents(run_input).values():
-            data = canonical_json(content)
-            await store.put(hashlib.sha256(data).hexdigest(), data)
+            await put_content(store, canonical_json(content))
     except PayloadError as err:
         log.info("definitions travel with the run: the payload store refused them: %s", err)
         return False

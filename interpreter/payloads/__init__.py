@@ -48,6 +48,7 @@ from interpreter.payloads.stores import (
     PayloadStore,
     PostgresStore,
     check_key,
+    put_content,
 )
 from interpreter.payloads.wiring import (
     data_converter,
@@ -81,6 +82,7 @@ __all__ = [
     "describe_store",
     "payload_codec",
     "payload_store_from_env",
+    "put_content",
     "threshold_from_env",
     "with_payload_codec",
     "worker_client",

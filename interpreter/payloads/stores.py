@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -27,6 +28,7 @@ __all__ = [
     "PayloadStore",
     "PostgresStore",
     "check_key",
+    "put_content",
 ]
 
 _KEY = re.compile(r"[0-9a-f]{64}")
@@ -54,6 +56,13 @@ def check_key(key: str) -> str:
     """
     if not isinstance(key, str) or _KEY.fullmatch(key) is None:
         raise PayloadError(f"invalid payload key {str(key)[:80]!r}: not a sha256 hex digest")
+    return key
+
+
+async def put_content(store: PayloadStore, data: bytes) -> str:
+    """Keep *data* under its content address (sha256 hex); returns the key."""
+    key = hashlib.sha256(data).hexdigest()
+    await store.put(key, data)
     return key
 
 

@@ -19,7 +19,7 @@ from dsl.bundle import normalise, resolve_bundle
 from dsl.catalog import DirectoryCatalog
 from dsl.validate import validate_file, validate_text
 from interpreter.client.submit import run_start
-from interpreter.contract import WORKFLOW_NAME, RunInput
+from interpreter.contract import RunInput
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 
@@ -60,24 +60,6 @@ async def start(
         how.workflow_type,
         args=how.args,
         memo=how.memo,
-        id=workflow_id or f"test-{uuid4()}",
-        task_queue=task_queue,
-    )
-
-
-async def start_legacy(
-    client: Client,
-    task_queue: str,
-    text_or_path: str | Path,
-    input: Any = None,
-    *,
-    workflow_id: str | None = None,
-    **options: Any,
-) -> WorkflowHandle[Any, Any]:
-    """Start a `DslWorkflow` with the definition in its input, as before workflow types."""
-    return await client.start_workflow(
-        WORKFLOW_NAME,
-        run_input(text_or_path, input, **options),
         id=workflow_id or f"test-{uuid4()}",
         task_queue=task_queue,
     )
