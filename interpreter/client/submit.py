@@ -167,7 +167,9 @@ def prepare_registered(
     wanted = definition_type(name, version)
     if registry is None:
         raise InputError(
-            f"{wanted!r} is not a file, and DATABASE_URL is not set to find it in the registry"
+            f"{wanted!r} is not a file, and DATABASE_URL is not set to find it in the "
+            f"registry; give its file, or start what the workers know by type: "
+            f"temporal workflow start --type {wanted} --task-queue QUEUE --input JSON"
         )
     entry = registry.find(name, version)
     if entry is None:

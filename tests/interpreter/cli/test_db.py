@@ -18,7 +18,7 @@ import pytest
 
 from dsl.errors import DefinitionError
 from interpreter.cli import main
-from interpreter.client.submit import prepare_run
+from interpreter.client.submit import prepare_registered, prepare_run
 from interpreter.dev.servers import free_port
 from interpreter.history import registry as registry_module
 from interpreter.history.store import RunRecord, StepRecord, Store
@@ -372,6 +372,45 @@ async def test_subworkflows_resolve_in_the_registry(
     run_input, _ = await asyncio.to_thread(prepare_run, parent)
     assert run_input.latest == {"notify-sms": "0.1.0"}
     assert capsys.readouterr().err == ""
+
+
+async def test_run_by_name_takes_the_registered_version(
+    migrated: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tdsl run NAME[@VERSION]`: the highest version not deprecated, or the pinned one;
+    `tdsl definitions deprecate` and `undeprecate` move what NAME means."""
+    for version in ("1.9.0", "1.10.0"):
+        child = write(tmp_path / version, "notify-sms.yaml", CHILD.format(version=version))
+        assert await tdsl("register", child) == 0
+    latest, _ = await asyncio.to_thread(prepare_registered, "notify-sms")
+    assert latest.definition["version"] == "1.10.0"
+    assert await tdsl("definitions", "deprecate", "notify-sms@1.10.0") == 0
+    assert "`notify-sms` now starts 1.9.0" in capsys.readouterr().out
+    fallback, _ = await asyncio.to_thread(prepare_registered, "notify-sms")
+    assert fallback.definition["version"] == "1.9.0"
+    pinned, _ = await asyncio.to_thread(prepare_registered, "notify-sms", "1.10.0")
+    assert pinned.definition["version"] == "1.10.0"
+    assert await tdsl("definitions", "undeprecate", "notify-sms@1.10.0") == 0
+    again, _ = await asyncio.to_thread(prepare_registered, "notify-sms")
+    assert again.definition["version"] == "1.10.0"
+    assert await tdsl("definitions", "deprecate", "notify-sms@9.9.9") == 1
+    with pytest.raises(SystemExit) as caught:
+        await tdsl("definitions", "deprecate", "notify-sms")
+    assert caught.value.code == 2
+    assert "expected NAME@VERSION" in capsys.readouterr().err
+    assert await tdsl("run", "nobody") == 2
+    assert "'nobody' is neither a file nor a registered definition" in capsys.readouterr().err
+
+
+async def test_run_by_name_without_a_database_is_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert await tdsl("run", "order-fulfilment") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "DATABASE_URL is not set" in err
+    assert "temporal workflow start --type order-fulfilment" in err
 
 
 async def test_without_a_registry_the_child_must_be_a_file(
