@@ -14,7 +14,7 @@ from typing import Any
 
 from dsl.catalog import Catalog
 from dsl.errors import DefinitionError, Diagnostic
-from dsl.models import Definition, SubworkflowStep
+from dsl.models import Definition, SubworkflowStep, every_step
 from dsl.validate import ValidatedDefinition, validate_data, validate_file
 
 __all__ = [
@@ -68,8 +68,14 @@ class Bundle:
 
     def contents(self) -> dict[str, dict[str, Any]]:
         """Content hash → normalised definition, the root's and every subworkflow's."""
-        found = {self.hash: normalise(self.definition)}
-        found.update({content_hash(c): normalise(c) for c in self.subworkflows.values()})
+        return {self.hash: normalise(self.definition), **self.subworkflow_contents()}
+
+    def subworkflow_contents(self) -> dict[str, dict[str, Any]]:
+        """`contents` without the root's (whose caller may have it already)."""
+        found = {}
+        for child in self.subworkflows.values():
+            normal = normalise(child)
+            found[content_hash(normal)] = normal
         return found
 
     def subworkflow(self, step: SubworkflowStep) -> Definition:
@@ -112,7 +118,4 @@ def bundle_of(definition: Definition, origin: str, catalog: Catalog) -> Bundle:
 
 def subworkflow_steps(definition: Definition) -> list[SubworkflowStep]:
     """Every subworkflow step of *definition*, nested ones included."""
-    from dsl.graph import build_graph
-
-    graph, _ = build_graph(definition)
-    return [step for step in graph.all_steps() if isinstance(step, SubworkflowStep)]
+    return [step for step in every_step(definition) if isinstance(step, SubworkflowStep)]

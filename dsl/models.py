@@ -7,6 +7,7 @@ Step types are a union discriminated on ``type`` (default ``task``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -54,6 +55,7 @@ __all__ = [
     "TaskStep",
     "Trigger",
     "WaitStep",
+    "every_step",
 ]
 
 DEFAULT_VERSION = "1.0.0"
@@ -526,3 +528,19 @@ ForeachStep.model_rebuild()
 ParallelStep.model_rebuild()
 LoopStep.model_rebuild()
 Definition.model_rebuild()
+
+
+def every_step(definition: Definition) -> Iterator[Step]:
+    """Every step of *definition*, nested ones (branches, foreach and loop bodies) and
+    on_failure included: a walk of the model, for callers that need no graph."""
+    pending: list[Step] = [*reversed(definition.on_failure), *reversed(definition.steps)]
+    while pending:
+        step = pending.pop()
+        yield step
+        if isinstance(step, ParallelStep):
+            for branch in reversed(step.branches):
+                pending.extend(reversed(branch.steps))
+        elif isinstance(step, ForeachStep):
+            pending.append(step.step)
+        elif isinstance(step, LoopStep):
+            pending.extend(reversed(step.steps))

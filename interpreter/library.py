@@ -31,7 +31,8 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,6 +59,7 @@ from dsl.catalog import (
     MemoryCatalog,
     version_key,
 )
+from dsl.checked import check_definition, remember_checked
 from dsl.errors import DefinitionError, DslError
 from dsl.models import Definition
 from dsl.validate import validate_data, validate_file
@@ -88,6 +90,18 @@ class Resolved:
     origin: str
     durable: bool
     """Whether a worker elsewhere finds it by hash (registry or payload store)."""
+    canonical: dict[str, Any] | None = field(default=None, repr=False)
+    """The canonical form when it was read as such (from the payload store)."""
+
+    @cached_property
+    def content(self) -> dict[str, Any]:
+        """The canonical form a run receives (computed once: it is seconds for 20,000
+        steps)."""
+        return self.canonical if self.canonical is not None else normalise(self.definition)
+
+    @cached_property
+    def hash(self) -> str:
+        return content_hash(self.content)
 
 
 class DefinitionLibrary:
@@ -131,12 +145,15 @@ class DefinitionLibrary:
         root = await self._root(workflow_type, wanted_hash)
         bundle = await self._bundle(root) if request.get("pins", True) else None
         durable = await self._keep(root, bundle)
-        contents = bundle.contents() if bundle is not None else {}
-        contents.setdefault(content_hash(root.definition), normalise(root.definition))
+        contents = bundle.subworkflow_contents() if bundle is not None else {}
+        contents[root.hash] = root.content
+        # The model and graph the run builds first, built here in a thread instead:
+        # off this event loop and outside the run's workflow task (`dsl.checked`).
+        await asyncio.to_thread(check_definition, root.content, root.hash)
         answer: dict[str, Any] = {
             "name": root.definition.name,
             "version": root.definition.version,
-            "hash": content_hash(root.definition),
+            "hash": root.hash,
             "origin": root.origin,
             "durable": durable,
             "definitions": {h: c for h, c in contents.items() if h not in known},
@@ -211,7 +228,7 @@ class DefinitionLibrary:
         return sorted(names)
 
     def _remember(self, found: Resolved) -> Resolved:
-        key = content_hash(found.definition)
+        key = found.hash
         self._by_hash.pop(key, None)
         self._by_hash[key] = found
         while len(self._by_hash) > _MEMORY:
@@ -310,7 +327,7 @@ class DefinitionLibrary:
         )
         for row in rows:
             found = self._from_row(row)
-            if found is not None and content_hash(found.definition) == wanted:
+            if found is not None and found.hash == wanted:
                 return found
         return None
 
@@ -360,12 +377,13 @@ class DefinitionLibrary:
         """Make the run's definitions findable by hash elsewhere; whether they are."""
         if self.store is None:
             return root.durable and (bundle is None or not bundle.subworkflows)
-        definitions = [root.definition, *(bundle.subworkflows.values() if bundle else ())]
+        contents = {root.hash: root.content}
+        if bundle is not None:
+            contents.update(bundle.subworkflow_contents())
         async with self._store_lock:  # each once per process: a store keeps what it got
-            for definition in definitions:
-                key = content_hash(definition)
+            for key, content in contents.items():
                 if key not in self._kept:
-                    await put_content(self.store, canonical_json(definition))
+                    await put_content(self.store, canonical_json(content))
                     self._kept.add(key)
         return True
 
@@ -379,10 +397,15 @@ class DefinitionLibrary:
         if hashlib.sha256(data).hexdigest() != wanted:
             return None
         try:
-            checked = validate_data(json.loads(data), file=f"store:{wanted[:12]}")
+            canonical = json.loads(data)
+            checked = await asyncio.to_thread(validate_data, canonical, file=f"store:{wanted[:12]}")
         except (DefinitionError, ValueError):
             return None
-        return Resolved(checked.definition, f"payload store {wanted[:12]}…", durable=True)
+        # The store keeps canonical JSON: what the run will receive, already checked.
+        remember_checked(wanted, checked.definition, checked.graph)
+        self._kept.add(wanted)  # nothing to put back
+        origin = f"payload store {wanted[:12]}…"
+        return Resolved(checked.definition, origin, durable=True, canonical=canonical)
 
     # ------------------------------------------------------------------ search attributes
 

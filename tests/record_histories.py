@@ -252,6 +252,15 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
         None,
     ),
     "typed-subworkflow": (DEFINITIONS / "nightly-batch.yaml", {"records": [{"a": 1}]}, None),
+    # Since "break-around-large-load": 2,000 steps are read in an activation of their
+    # own, and the reading spends part of the first task's budget.
+    "typed-large": (
+        "name: typed-large\nsteps:\n"
+        + "".join(f"  - {{id: s{i}, type: set, values: {{n: {i}}}}}\n" for i in range(2000))
+        + "output: {last: '${{ steps.s1999.output.n }}'}\n",
+        None,
+        None,
+    ),
 }
 
 BY_NAME: dict[str, tuple[str, Any]] = {

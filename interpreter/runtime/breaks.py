@@ -35,7 +35,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from interpreter.contract import BREAK_ACTIVITY
 
-__all__ = ["BUDGET", "INLINE_COST", "START_COST", "Breaks"]
+__all__ = ["BUDGET", "INLINE_COST", "START_COST", "Breaks", "take_break"]
 
 BUDGET = 1000
 """Cost units one activation may spend: about 0.2 s of sandboxed workflow code."""
@@ -83,16 +83,7 @@ class Breaks:
 
     async def _take_breaks(self) -> None:
         while self._waiting:
-            try:
-                await workflow.execute_local_activity(
-                    BREAK_ACTIVITY,
-                    start_to_close_timeout=timedelta(seconds=10),
-                    summary="break: a long workflow task goes on in the next activation",
-                )
-            except ValueError:  # a worker without `tdsl.break`: slower, but no hang
-                await workflow.sleep(
-                    timedelta(milliseconds=1), summary="break (this worker lacks tdsl.break)"
-                )
+            await take_break()
             self.left = self.budget
             while self._waiting and self._waiting[0][1] <= self.left:
                 waiter, cost = self._waiting.popleft()
@@ -100,3 +91,17 @@ class Breaks:
                     waiter.set_result(None)
                     self.left -= cost
         self._breaking = False
+
+
+async def take_break() -> None:
+    """End this activation; the workflow goes on in the next, in the same task."""
+    try:
+        await workflow.execute_local_activity(
+            BREAK_ACTIVITY,
+            start_to_close_timeout=timedelta(seconds=10),
+            summary="break: a long workflow task goes on in the next activation",
+        )
+    except ValueError:  # a worker without `tdsl.break`: slower, but no hang
+        await workflow.sleep(
+            timedelta(milliseconds=1), summary="break (this worker lacks tdsl.break)"
+        )

@@ -31,7 +31,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from dsl.batches import batch_definition
-    from dsl.models import Definition, ForeachStep, SubworkflowStep
+    from dsl.checked import check_definition
+    from dsl.models import ForeachStep, SubworkflowStep
     from interpreter.contract import (
         DEFINITION_ACTIVITY,
         DSL_NAME,
@@ -43,9 +44,10 @@ with workflow.unsafe.imports_passed_through():
         RunInput,
     )
 
+from interpreter.runtime.breaks import take_break
 from interpreter.runtime.continuation import Carried
 from interpreter.runtime.outcomes import StepFailed
-from interpreter.runtime.workflow import Interpreter
+from interpreter.runtime.workflow import LARGE_LOAD_BREAK, LARGE_LOAD_STEPS, Interpreter
 
 __all__ = ["RESOLVE_TIMEOUT", "DefinitionWorkflow"]
 
@@ -68,6 +70,8 @@ class DefinitionWorkflow(Interpreter):
         self.carry: dict[str, dict[str, Any]] = {}
         """Definitions children and continuations must carry (none when durable)."""
         self.searchable = False
+        self.shared_key: str | None = None
+        """The content hash of what the lookup answered (see `_checked_key`)."""
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> Any:
@@ -83,6 +87,13 @@ class DefinitionWorkflow(Interpreter):
             if not isinstance(cause, ApplicationError):
                 raise
             raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from None
+        steps = run.definition.get("steps")
+        if (
+            isinstance(steps, list)
+            and len(steps) >= LARGE_LOAD_STEPS
+            and workflow.patched(LARGE_LOAD_BREAK)
+        ):
+            await take_break()  # decoding the answer and reading it: one activation each
         self._load(run)
         self._mark()
         return await self._interpret(run)
@@ -122,12 +133,19 @@ class DefinitionWorkflow(Interpreter):
         self.carry = {} if durable else definitions
         assert isinstance(wanted, str)
         definition: dict[str, Any] = definitions[wanted]
+        # What the lookup answered is the content of that hash; what a starter sent
+        # along is not shared with other runs (`dsl.checked`).
+        self.shared_key = None if wanted in envelope.definitions else wanted
         batch = envelope.batch
         if batch is not None:  # a foreach batch: the parent's definition, cut to the batch
-            parent = Definition.model_validate(definition)
-            step = next(s for s in _foreach_steps(parent) if s.id == batch["step"])
+            parent = check_definition(definition, self.shared_key)
+            step = next(
+                s
+                for s in parent.graph.all_steps()
+                if isinstance(s, ForeachStep) and s.id == batch["step"]
+            )
             definition = batch_definition(
-                parent,
+                parent.definition,
                 step,
                 list(batch["items"]),
                 first_index=int(batch["index_offset"]),
@@ -143,6 +161,9 @@ class DefinitionWorkflow(Interpreter):
             batch=batch,
             carried=envelope.carried,
         )
+
+    def _checked_key(self, run: RunInput) -> str | None:
+        return self.shared_key if run.batch is None else None
 
     def _mark(self) -> None:
         """Search attributes and memo as `tdsl run` sets them, for runs started without."""
@@ -211,10 +232,3 @@ class DefinitionWorkflow(Interpreter):
                 MEMO_HASH: self.definition_hash,
             },
         )
-
-
-def _foreach_steps(definition: Definition) -> list[ForeachStep]:
-    from dsl.graph import build_graph
-
-    graph, _ = build_graph(definition)
-    return [s for s in graph.all_steps() if isinstance(s, ForeachStep)]

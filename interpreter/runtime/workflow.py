@@ -32,6 +32,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from dsl.checked import check_definition
     from dsl.conditions import evaluate_condition
     from dsl.errors import ExpressionError, InputError
     from dsl.graph import Scope, branch_scope_key, build_graph, loop_scope_key
@@ -126,6 +127,15 @@ CONTINUE_AS_NEW = "continue-as-new"
 replay without it: they never drain."""
 INLINE_BREAKS = "breaks-in-long-workflow-tasks"
 """Runs started before `interpreter.runtime.breaks` replay without its breaks."""
+LARGE_LOAD_BREAK = "break-around-large-load"
+"""Runs started before it read a large definition in the activation that received it,
+and spent nothing of the first task's budget on it (`DefinitionWorkflow.run`)."""
+LARGE_LOAD_STEPS = 2000
+"""A definition of this many steps is large: reading it (model, graph, status rows)
+takes an activation of its own, about 1 s sandboxed for 20,000 steps."""
+STEPS_PER_LOAD_COST = 20
+"""Reading a large definition costs one budget unit per this many steps: 20,000
+steps spend a whole activation's budget, so the first step starts after a break."""
 COMMANDLESS = (SetStep, DecisionStep, FailStep)
 """Steps that run inside the workflow task that readied them (see `breaks`)."""
 
@@ -193,15 +203,17 @@ class Interpreter(StepTypes, Mutexes):
         """Everything that depends on the definition, from the run's input."""
         self.carried = Carried.from_json(run.carried) if run.carried is not None else None
         try:
-            self.definition = Definition.model_validate(run.definition)
+            checked = check_definition(run.definition, self._checked_key(run))
         except ValueError as exc:
             self.invalid = f"the definition in the run input is invalid: {exc}"
             self.definition = Definition(
                 name="invalid", steps=[FailStep(id="invalid", type="fail", message="")]
             )
-        self.graph, problems = build_graph(self.definition)
-        if problems and self.invalid is None:
-            self.invalid = "; ".join(p.message for p in problems)
+            self.graph, _ = build_graph(self.definition)
+        else:
+            self.definition, self.graph = checked.definition, checked.graph
+            if checked.problems:
+                self.invalid = "; ".join(checked.problems)
         self.subworkflows = run.subworkflows
         self.latest = run.latest
         self.definition_hash = run.definition_hash
@@ -233,6 +245,11 @@ class Interpreter(StepTypes, Mutexes):
         self.progress.mark_baseline()
         if self.carried is not None:
             self._take_over(self.carried)
+
+    def _checked_key(self, run: RunInput) -> str | None:
+        """The content hash under which the definition's model and graph may be shared
+        with other runs (`dsl.checked`): none for runs that carry their definition."""
+        return None
 
     def _take_over(self, carried: Carried) -> None:
         """Go on from where the run this one continues stopped (see `continuation`)."""
@@ -293,6 +310,11 @@ class Interpreter(StepTypes, Mutexes):
         self.may_continue = self.gated and workflow.patched(CONTINUE_AS_NEW)
         if self.may_continue and workflow.patched(INLINE_BREAKS):
             self.breaks = Breaks()
+            load_cost = len(self.graph.paths) // STEPS_PER_LOAD_COST
+            if load_cost >= LARGE_LOAD_STEPS // STEPS_PER_LOAD_COST and workflow.patched(
+                LARGE_LOAD_BREAK
+            ):
+                await self.breaks.turn(min(load_cost, self.breaks.budget))
         try:
             if self.carried is None:  # a continuation's input was prepared by its first run
                 self.context["input"] = prepare_input(

@@ -32,7 +32,10 @@ from temporalio.converter import ActivitySerializationContext, WorkflowSerializa
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
+from dsl.bundle import canonical_json
+from dsl.checked import forget_checked
 from dsl.errors import InputError
+from interpreter.client.submit import prepare_run, start_run
 from interpreter.payloads import (
     CLAIM_CHECK_ENCODING,
     DEFAULT_THRESHOLD,
@@ -456,6 +459,55 @@ async def test_a_3_mb_run_input_completes(offloading: tuple[Client, str]) -> Non
         output = await handle.result()
     assert output == {"e": {"blob": value}}
     _assert_nothing_large_in(await _history_payloads(handle))
+
+
+def _huge_definition(steps: int) -> dict[str, Any]:
+    """*steps* set steps in 20 layers, each reading one of the layer before."""
+    width = steps // 20
+    pad = "p" * 60
+
+    def step(i: int) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": f"s{i:05d}", "type": "set", "values": {"n": i, "pad": pad}}
+        if i >= width:
+            body["dependencies"] = [f"s{i - width:05d}"]
+        return body
+
+    return {
+        "name": "huge",
+        "steps": [step(i) for i in range(steps)],
+        "output": {"last": "${{ steps.s" + f"{steps - 1:05d}" + ".output.n }}"},
+    }
+
+
+@pytest.mark.integration
+async def test_a_20000_step_definition_over_2_mb_runs_by_type(
+    client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    """`tdsl run FILE` of a definition larger than Temporal's payload limit: it goes to
+    the store by hash, the run's input is the user's input, and a replay on a worker
+    that never saw it (nothing remembered) reads it from the store again."""
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(_huge_definition(20_000)))
+    run_input, _ = prepare_run(path)
+    assert len(canonical_json(run_input.definition)) > 2 * MIB
+    store = FileStore(tmp_path / "payloads")
+    with_codec = with_payload_codec(client, store)
+    async with interpreter_worker(with_codec, task_queue):
+        async with asyncio.timeout(120):
+            handle = await start_run(with_codec, run_input, task_queue=task_queue)
+            assert await handle.result() == {"last": 19_999}
+    assert (await handle.describe()).workflow_type == "huge"
+    events = [event async for event in handle.fetch_history_events()]
+    assert events[0].ByteSize() < 10_000
+    _assert_nothing_large_in(await _history_payloads(handle))
+    forget_checked()
+    replayer = Replayer(
+        workflows=list(WORKFLOWS),
+        workflow_runner=workflow_runner(sandboxed=True),
+        data_converter=with_codec.data_converter,
+        debug_mode=True,  # what is checked is determinism, not how long it takes here
+    )
+    await replayer.replay_workflow(await handle.fetch_history())
 
 
 async def _fails_fast(

@@ -22,6 +22,7 @@ from interpreter.contract import BREAK_ACTIVITY
 from interpreter.runtime.breaks import BUDGET, INLINE_COST, START_COST
 from interpreter.runtime.gate import MAX_IN_FLIGHT
 from interpreter.runtime.typed import DefinitionWorkflow
+from interpreter.runtime.workflow import STEPS_PER_LOAD_COST
 from interpreter.worker import WORKFLOWS, workflow_runner
 from tests.support.runs import start, statuses
 
@@ -52,7 +53,9 @@ async def test_a_level_of_5000_set_steps_completes(client: Client, worker: str) 
     assert len(result) == count
     assert result["v4999"] == {"v4999": 4999}
     assert set((await statuses(handle)).values()) == {"completed"}
-    assert await _breaks(handle) == (count - 1) // (BUDGET // INLINE_COST)  # 4
+    # Reading a definition this large takes a break of its own and 250 of the budget.
+    load_cost = count // STEPS_PER_LOAD_COST
+    assert await _breaks(handle) == 1 + (count * INLINE_COST + load_cost - 1) // BUDGET  # 6
     await _replays(handle)
 
 
