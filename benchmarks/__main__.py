@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +35,6 @@ from benchmarks.history import history_cost
 from benchmarks.large import large_runs, large_table
 from benchmarks.scenarios import Scenario
 from benchmarks.validation import validation_seconds
-from interpreter.contract import WORKFLOW_NAME
 from interpreter.dev.servers import find_binary, start_local_env
 
 SIDES = ("handwritten", "interpreter")
@@ -67,7 +66,7 @@ FULL = Sizes(
     dag_layers=20,
     dag_width=50,
     small=10,
-    starts=50,
+    starts=100,
     repetitions=3,
     foreach=10_000,
     validate=10_000,
@@ -208,15 +207,20 @@ async def _starts(client: Client, scenario: Scenario, sizes: Sizes, results: Res
         for side in SIDES:
             latencies = measured[side]
             results.starts.setdefault(side, []).append(latencies)
+            p95, p99 = (_percentile(at)(latencies) * 1000 for at in (95, 99))
             print(
                 f"  {'start':<12} {side:<12} rep {rep + 1}: median "
-                f"{statistics.median(latencies) * 1000:6.1f} ms, p95 {_p95(latencies) * 1000:6.1f} ms",
+                f"{statistics.median(latencies) * 1000:6.1f} ms, p95 {p95:6.1f} ms, "
+                f"p99 {p99:6.1f} ms",
                 flush=True,
             )
 
 
-def _p95(values: Sequence[float]) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[94]
+def _percentile(at: int) -> Callable[[Sequence[float]], float]:
+    def percentile(values: Sequence[float]) -> float:
+        return statistics.quantiles(values, n=100, method="inclusive")[at - 1]
+
+    return percentile
 
 
 def _ratio(hand: float, interp: float) -> str:
@@ -236,7 +240,11 @@ def _table(results: Results, timed: Sequence[Scenario], cpu: Sequence[Scenario])
         lines.append(
             f"| {s.label} | {hand:.2f} s | {interp:.2f} s | {_ratio(hand, interp)} | {best:.2f} |"
         )
-    for stat, fn in (("median", statistics.median), ("p95", _p95)):
+    for stat, fn in (
+        ("median", statistics.median),
+        ("p95", _percentile(95)),
+        ("p99", _percentile(99)),
+    ):
         hand = statistics.median(fn(x) for x in results.starts["handwritten"]) * 1000
         interp = statistics.median(fn(x) for x in results.starts["interpreter"]) * 1000
         lines.append(
@@ -338,9 +346,10 @@ async def _foreach(client: Client, items: int) -> float:
     print(f"foreach over {items} items", flush=True)
     async with harness.worker(client) as (task_queue, _stats):
         began = time.perf_counter()
+        workflow_type, args = scenarios.foreach(items)
         handle = await client.start_workflow(
-            WORKFLOW_NAME,
-            scenarios.foreach(items),
+            workflow_type,
+            args=list(args),
             id=f"foreach-{items}-{uuid4()}",
             task_queue=task_queue,
         )

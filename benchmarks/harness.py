@@ -3,7 +3,8 @@
 Both sides get the same worker: same task-queue setup (a fresh queue per
 measurement), same slot counts, the sandbox runner with the interpreter's
 passthrough modules, the same workflow-task thread pool, and the same registrations
-(`DslWorkflow`, every hand-written workflow and the one `bench.noop` activity).
+(the interpreter's workflow types, every hand-written workflow, the one `bench.noop`
+activity and the definition lookup, which finds the published scenarios).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import cProfile
 import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,8 +36,11 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from benchmarks.handwritten import ACTIVITY, HANDWRITTEN_WORKFLOWS
-from benchmarks.scenarios import Scenario
+from benchmarks.scenarios import PUBLISHED, Scenario
 from interpreter.control import cancel_run, take_break
+from interpreter.library import DefinitionLibrary
+from interpreter.payloads import payload_codec
+from interpreter.runtime.typed import DefinitionWorkflow
 from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
 
 __all__ = [
@@ -167,12 +172,13 @@ async def worker(
     )
     if not sandboxed:
         runner = TimedUnsandboxedRunner(pool.stats)
+    library = _library(client)
     try:
         async with Worker(
             client,
             task_queue=task_queue,
-            workflows=[DslWorkflow, *HANDWRITTEN_WORKFLOWS],
-            activities=[noop, cancel_run, take_break],
+            workflows=[DefinitionWorkflow, DslWorkflow, *HANDWRITTEN_WORKFLOWS],
+            activities=[noop, cancel_run, take_break, library.resolve],
             workflow_runner=runner,
             max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
             max_concurrent_workflow_tasks=MAX_CONCURRENT_WORKFLOW_TASKS,
@@ -187,6 +193,22 @@ async def worker(
             yield task_queue, pool.stats
     finally:
         pool.shutdown()
+
+
+_libraries: weakref.WeakKeyDictionary[Client, DefinitionLibrary] = weakref.WeakKeyDictionary()
+
+
+def _library(client: Client) -> DefinitionLibrary:
+    """The definition lookup of one long-lived worker process, shared by every worker
+    of *client*: the directory is indexed and each definition checked once, as a
+    deployed worker does, not once per measurement."""
+    found = _libraries.get(client)
+    if found is None:
+        codec = payload_codec(client)
+        found = _libraries[client] = DefinitionLibrary(
+            [PUBLISHED], store=codec.store if codec is not None else None, client=client
+        )
+    return found
 
 
 def server_processes() -> list[psutil.Process]:

@@ -1,28 +1,34 @@
 """The benchmark scenarios, each as an interpreter definition and a hand-written input.
 
-Definitions are generated as plain data, validated with `dsl.validate.validate_data`
-and normalised with `dsl.bundle.normalise`, which is what the client submits.
+Definitions are generated as plain data, validated with `dsl.validate.validate_data`,
+normalised with `dsl.bundle.normalise` and published where the bench workers look
+for definitions (`published`, as `tdsl worker --definitions DIR` does). The
+interpreter side then starts each by its name with the user's input only, as any
+Temporal client does (`temporal workflow start --type NAME`).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import random
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks import handwritten
 from benchmarks.handwritten import ACTIVITY, RETRY, SAMPLE_STORE_TIMEOUT, START_TO_CLOSE
-from dsl.bundle import content_hash, normalise
+from dsl.bundle import normalise
 from dsl.models import TaskStep
 from dsl.policies import step_settings
 from dsl.validate import ValidatedDefinition, validate_data
-from interpreter.contract import WORKFLOW_NAME, RunInput
 from interpreter.runtime.outcomes import temporal_retry
 
 __all__ = [
     "DAG_SEED",
+    "PUBLISHED",
     "Scenario",
     "chain",
     "dag",
@@ -33,6 +39,9 @@ __all__ = [
 
 DAG_SEED = 20_240_601
 SAMPLE_FILE = Path(__file__).resolve().parents[1] / "definitions" / "sample-workflow.json"
+PUBLISHED = Path(tempfile.mkdtemp(prefix="tdsl-bench-definitions-"))
+"""Where the bench workers find the definitions (their `--definitions` directory)."""
+atexit.register(shutil.rmtree, PUBLISHED, True)
 
 
 @dataclass(frozen=True)
@@ -43,14 +52,15 @@ class Scenario:
     label: str
     steps: int
     """Activities one run executes (the same on both sides)."""
-    interpreter_input: RunInput
+    interpreter_type: str
+    """The definition's name: its workflow type."""
     handwritten_workflow: str
     handwritten_args: tuple[Any, ...]
 
     def start_args(self, side: str) -> tuple[str, tuple[Any, ...]]:
         """The workflow type and its arguments for `client.start_workflow`."""
         if side == "interpreter":
-            return WORKFLOW_NAME, (self.interpreter_input,)
+            return self.interpreter_type, ({},)
         return self.handwritten_workflow, self.handwritten_args
 
 
@@ -64,13 +74,14 @@ def _task(step_id: str, parameters: dict[str, Any], deps: list[str]) -> dict[str
     }
 
 
-def _run_input(data: dict[str, Any]) -> RunInput:
+def published(data: dict[str, Any], *, tasks_only: bool = True) -> str:
+    """Validate a generated definition and publish it for the bench workers; its type."""
     checked = validate_data(data, activities={ACTIVITY})
-    check_options(checked)
-    return RunInput(
-        definition=normalise(checked.definition),
-        definition_hash=content_hash(checked.definition),
-    )
+    if tasks_only:
+        check_options(checked)
+    path = PUBLISHED / f"{checked.definition.name}.json"
+    path.write_text(json.dumps(normalise(checked.definition)))
+    return checked.definition.name
 
 
 def check_options(checked: ValidatedDefinition) -> None:
@@ -97,7 +108,7 @@ def chain(n: int) -> Scenario:
         key=f"chain-{n}",
         label=f"chain of {n} sequential activities",
         steps=n,
-        interpreter_input=_run_input({"name": f"bench-chain-{n}", "steps": steps}),
+        interpreter_type=published({"name": f"bench-chain-{n}", "steps": steps}),
         handwritten_workflow=handwritten.CHAIN,
         handwritten_args=(n,),
     )
@@ -111,7 +122,7 @@ def fanout(n: int) -> Scenario:
         key=f"fanout-{n}",
         label=f"fan-out of {n} parallel activities + join",
         steps=n + 1,
-        interpreter_input=_run_input({"name": f"bench-fanout-{n}", "steps": steps}),
+        interpreter_type=published({"name": f"bench-fanout-{n}", "steps": steps}),
         handwritten_workflow=handwritten.FANOUT,
         handwritten_args=(n,),
     )
@@ -139,7 +150,7 @@ def dag(layers: int, width: int) -> Scenario:
         key=f"dag-{len(nodes)}",
         label=f"layered random DAG {layers}x{width} = {len(nodes)} nodes",
         steps=len(nodes),
-        interpreter_input=_run_input({"name": f"bench-dag-{len(nodes)}", "steps": steps}),
+        interpreter_type=published({"name": f"bench-dag-{len(nodes)}", "steps": steps}),
         handwritten_workflow=handwritten.DAG,
         handwritten_args=(nodes,),
     )
@@ -154,14 +165,15 @@ def sample() -> Scenario:
         key="sample-3",
         label="seed sample (3 sequential steps)",
         steps=3,
-        interpreter_input=_run_input(data),
+        interpreter_type=published(data),
         handwritten_workflow=handwritten.SAMPLE,
         handwritten_args=(),
     )
 
 
-def foreach(items: int, *, join: Any = "all") -> RunInput:
-    """Interpreter only (a hand-written workflow has no foreach): one activity per item.
+def foreach(items: int, *, join: Any = "all") -> tuple[str, tuple[Any, ...]]:
+    """Interpreter only (a hand-written workflow has no foreach): one activity per item;
+    the workflow type and its arguments, as `Scenario.start_args`.
 
     Past 200 items the interpreter fans the items out through child workflows of 200,
     so this also measures the batched path (for a count join too).
@@ -178,15 +190,10 @@ def foreach(items: int, *, join: Any = "all") -> RunInput:
             }
         ],
     }
-    checked = validate_data(data, activities={ACTIVITY})
-    return RunInput(
-        definition=normalise(checked.definition),
-        input={"items": list(range(items))},
-        definition_hash=content_hash(checked.definition),
-    )
+    return published(data, tasks_only=False), ({"items": list(range(items))},)
 
 
-def loop(iterations: int) -> RunInput:
+def loop(iterations: int) -> tuple[str, tuple[Any, ...]]:
     """Interpreter only: a top-level `loop` of one activity per iteration."""
     data = {
         "name": f"bench-loop-{iterations}",
@@ -202,9 +209,4 @@ def loop(iterations: int) -> RunInput:
             }
         ],
     }
-    checked = validate_data(data, activities={ACTIVITY})
-    return RunInput(
-        definition=normalise(checked.definition),
-        input={},
-        definition_hash=content_hash(checked.definition),
-    )
+    return published(data, tasks_only=False), ({},)
