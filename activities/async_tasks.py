@@ -7,10 +7,11 @@ keeps the step running, without a worker slot, until someone calls
 ``heartbeat_timeout``: nothing heartbeats while a person thinks, so a heartbeat
 timeout would expire the task).
 
-The token (base64url, no padding) is published twice: in the worker's log, and as the
-activity's heartbeat details, recorded through the worker's client before the
-activity returns. A pending activity's last heartbeat details are part of the run's
-`describe()`, which is where `tdsl tasks ID` finds them.
+The token (base64url, no padding) is published as the activity's heartbeat details,
+recorded through the worker's client before the activity returns. A pending
+activity's last heartbeat details are part of the run's `describe()`, which is where
+`tdsl tasks ID` finds them: whoever may describe the run may complete the task. The
+worker's log names the task and the run, never the token.
 
 Parameters: ``message`` (required), ``assignee`` (optional), and any other keys,
 which are published with the task (a form, a link, the amount to approve…).
@@ -109,13 +110,12 @@ async def human_task(params: dict[str, Any]) -> NoReturn:
     # Through the client, not activity.heartbeat(): that one is sent in the background
     # and may be dropped when the activity hands over; this one is on the server now.
     await activity.client().get_async_activity_handle(task_token=info.task_token).heartbeat(task)
+    # Not the token: whoever reads the log could complete the task with it.
     activity.logger.info(
-        "task %r waits for completion%s: %s; finish it with `tdsl complete %s --result JSON` "
-        "or `tdsl fail %s --message M`",
+        "task %r waits for completion%s: %s; `tdsl tasks %s` shows its token",
         info.activity_id,
         f" by {assignee}" if assignee else "",
         message,
-        token,
-        token,
+        info.workflow_id,
     )
     activity.raise_complete_async()

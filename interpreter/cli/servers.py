@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import sys
@@ -67,6 +66,7 @@ def register(commands: Any) -> None:
         help="a directory of definitions, each a workflow type this worker runs "
         "(repeatable; the registry at DATABASE_URL adds its own)",
     )
+    _add_log_format(worker)
     add_connection_options(worker)
     worker.set_defaults(handler=_worker, uses_temporal=True)
 
@@ -93,7 +93,20 @@ def register(commands: Any) -> None:
         type=_directory,
         help="as for `worker`",
     )
+    _add_log_format(dev)
     dev.set_defaults(handler=_dev, uses_temporal=True)
+
+
+def _add_log_format(command: Any) -> None:
+    from interpreter.logs import LOG_FORMATS
+
+    command.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object per line (time, level, message, workflow "
+        "id, run id, step, attempt); default text",
+    )
 
 
 def _directory(text: str) -> Path:
@@ -110,16 +123,6 @@ def _port(text: str) -> int:
     return value
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for chatty in ("httpx", "pgserver"):  # every request / every initdb line
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-
-
 def _http_allow(args: argparse.Namespace) -> HttpAllowList:
     """`TDSL_HTTP_ALLOW` plus every `--http-allow`; a bad entry is InputError (exit 2)."""
     from activities.http_guard import HttpAllowList
@@ -133,7 +136,9 @@ async def _worker(args: argparse.Namespace) -> int:
     activity_names_of(args.activities)  # a bad module is exit 2 before connecting
     http_allow = _http_allow(args)
     sandboxed = args.sandbox or sandbox_from_env()  # a bad value is exit 2 too
-    _configure_logging()
+    from interpreter.logs import configure_logging
+
+    configure_logging(args.log_format)
     await run_worker(
         await client_for(args),
         task_queue=task_queue_of(args),
@@ -210,7 +215,9 @@ async def _dev(args: argparse.Namespace) -> int:
                 f"port {port} on {ip} is already in use (another Temporal server or `tdsl dev`?); "
                 f"stop it or choose another with {flag}"
             )
-    _configure_logging()
+    from interpreter.logs import configure_logging
+
+    configure_logging(args.log_format)
     state_dir = Path(args.state_dir)
     async with _dev_postgres(state_dir, not args.no_postgres) as databases:
         await _serve_dev(args, state_dir, databases, http_allow)
