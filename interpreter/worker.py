@@ -43,6 +43,7 @@ from activities.registry import (
 from dsl.errors import DslError, InputError, NotFoundError, ServiceError
 from interpreter.contract import SEARCH_ATTRIBUTES, search_attribute_hint
 from interpreter.control import cancel_run, request_mutex, take_break, watch_holder
+from interpreter.health import DEFAULT_HEALTH_HOST, Health, serving_health
 from interpreter.library import DefinitionLibrary
 from interpreter.payloads import (
     PayloadLimitInterceptor,
@@ -391,28 +392,38 @@ async def run_worker(
     http_allow: HttpAllowList | str | Sequence[str] | None = None,
     sandboxed: bool | None = None,
     definitions: Sequence[str | Path] = (),
+    health_port: int | None = None,
+    health_host: str = DEFAULT_HEALTH_HOST,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (or *stop* is set), then shut it down cleanly.
 
     The run history is recorded in *database_url* (default `DATABASE_URL`), if any;
-    *http_allow* and *sandboxed* are as for `running_worker` and `build_worker`.
+    *http_allow* and *sandboxed* are as for `running_worker` and `build_worker`. With
+    *health_port*, `/livez` and `/readyz` are served from before the worker connects
+    until it has drained (`interpreter.health`).
     """
     stop = stop or asyncio.Event()
-    with stop_on_signals(stop):
-        try:
-            async with running_worker(
-                client,
-                task_queue=task_queue,
-                activity_modules=activity_modules,
-                max_concurrent_activities=max_concurrent_activities,
-                graceful_shutdown_timeout=graceful_shutdown_timeout,
-                database_url=database_url,
-                record_history=record_history,
-                http_allow=http_allow,
-                sandboxed=sandboxed,
-                definitions=definitions,
-            ):
-                await stop.wait()
-        except RuntimeError as err:
-            raise worker_failure(err) from err
+    health = Health()
+    async with contextlib.AsyncExitStack() as probes:
+        if health_port is not None:
+            await probes.enter_async_context(serving_health(health, health_port, health_host))
+        with stop_on_signals(stop):
+            try:
+                async with running_worker(
+                    client,
+                    task_queue=task_queue,
+                    activity_modules=activity_modules,
+                    max_concurrent_activities=max_concurrent_activities,
+                    graceful_shutdown_timeout=graceful_shutdown_timeout,
+                    database_url=database_url,
+                    record_history=record_history,
+                    http_allow=http_allow,
+                    sandboxed=sandboxed,
+                    definitions=definitions,
+                ) as worker:
+                    health.worker = worker
+                    await stop.wait()
+                    health.draining = True  # not ready while the running work finishes
+            except RuntimeError as err:
+                raise worker_failure(err) from err
     log.info("worker stopped")

@@ -66,6 +66,18 @@ def register(commands: Any) -> None:
         help="a directory of definitions, each a workflow type this worker runs "
         "(repeatable; the registry at DATABASE_URL adds its own)",
     )
+    worker.add_argument(
+        "--health-port",
+        type=_port,
+        metavar="N",
+        help="serve GET /livez and /readyz (503 until polling and while draining) on port N",
+    )
+    worker.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address of the health port (default 127.0.0.1; 0.0.0.0 for a Kubernetes probe)",
+    )
     _add_log_format(worker)
     add_connection_options(worker)
     worker.set_defaults(handler=_worker, uses_temporal=True)
@@ -147,6 +159,8 @@ async def _worker(args: argparse.Namespace) -> int:
         http_allow=http_allow,
         sandboxed=sandboxed,
         definitions=args.definitions,
+        health_port=args.health_port,
+        health_host=args.health_host,
     )
     return EXIT_OK
 
