@@ -11,7 +11,7 @@ each record whole:
   step. The SDK's debug lines name raw tokens (bytes) and its core's warnings name
   them in base64 ("Activity not found on completion … TaskToken(…)"); those, and any
   run of 80 or more base64 characters, are replaced. The core's lines reach Python's
-  logging (and these filters) through `forwarding_runtime`.
+  logging (and these filters) through the runtime of `interpreter.telemetry`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from temporalio import activity, workflow
-from temporalio.runtime import (
-    LogForwardingConfig,
-    LoggingConfig,
-    Runtime,
-    TelemetryConfig,
-    TelemetryFilter,
-)
 
-__all__ = ["LOG_FORMATS", "configure_logging", "forwarding_runtime", "log_handler"]
+__all__ = ["LOG_FORMATS", "configure_logging", "log_handler"]
 
 LOG_FORMATS = ("text", "json")
 _TOKENISH = re.compile(r"[A-Za-z0-9+/_=-]{80,}")
@@ -151,23 +144,9 @@ def log_handler(log_format: str = "text", stream: TextIO | None = None) -> loggi
     return handler
 
 
-def forwarding_runtime() -> Runtime:
-    """A Temporal runtime whose core (Rust) warnings go through Python's logging, to
-    logger ``temporalio.core``, instead of straight to stderr in a format of their own."""
-    return Runtime(
-        telemetry=TelemetryConfig(
-            logging=LoggingConfig(
-                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
-            )
-        )
-    )
-
-
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
-    """The process's log: one handler on the root logger, INFO and up, the SDK core's
-    lines included (call it before the first client connects)."""
-    Runtime.set_default(forwarding_runtime(), error_if_already_set=False)
+    """The process's log: one handler on the root logger, INFO and up (the SDK core's
+    lines too, with the runtime of `interpreter.telemetry`)."""
     root = logging.getLogger()
     root.handlers[:] = [log_handler(log_format)]
     root.setLevel(level)

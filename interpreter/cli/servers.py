@@ -78,6 +78,18 @@ def register(commands: Any) -> None:
         metavar="HOST",
         help="address of the health port (default 127.0.0.1; 0.0.0.0 for a Kubernetes probe)",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="N",
+        help="serve Prometheus metrics (temporal_* and tdsl_*) at GET /metrics on port N",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address of the metrics port (default 127.0.0.1; 0.0.0.0 to be scraped)",
+    )
     _add_log_format(worker)
     add_connection_options(worker)
     worker.set_defaults(handler=_worker, uses_temporal=True)
@@ -149,8 +161,11 @@ async def _worker(args: argparse.Namespace) -> int:
     http_allow = _http_allow(args)
     sandboxed = args.sandbox or sandbox_from_env()  # a bad value is exit 2 too
     from interpreter.logs import configure_logging
+    from interpreter.telemetry import install_runtime
 
     configure_logging(args.log_format)
+    metrics = f"{args.metrics_host}:{args.metrics_port}" if args.metrics_port else None
+    install_runtime(metrics)  # before the client connects: the runtime is the process's
     await run_worker(
         await client_for(args),
         task_queue=task_queue_of(args),
@@ -230,8 +245,10 @@ async def _dev(args: argparse.Namespace) -> int:
                 f"stop it or choose another with {flag}"
             )
     from interpreter.logs import configure_logging
+    from interpreter.telemetry import install_runtime
 
     configure_logging(args.log_format)
+    install_runtime()
     state_dir = Path(args.state_dir)
     async with _dev_postgres(state_dir, not args.no_postgres) as databases:
         await _serve_dev(args, state_dir, databases, http_allow)

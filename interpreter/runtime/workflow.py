@@ -71,6 +71,7 @@ from interpreter.runtime.cancellation import Stops, uncancel
 from interpreter.runtime.continuation import DEFAULT_HISTORY_LIMIT, Carried, ContinueAsNew
 from interpreter.runtime.gate import Deferred, StartGate
 from interpreter.runtime.loops import LoopCheckpoint
+from interpreter.runtime.metrics import RunMetrics
 from interpreter.runtime.mutex import Mutexes
 from interpreter.runtime.outcomes import (
     Frame,
@@ -170,6 +171,8 @@ class Interpreter(StepTypes, Mutexes):
         self.loop_checkpoints: dict[str, LoopCheckpoint] = {}
         """Where each top-level loop stopped when the run continued as new (`loops`)."""
         self.breaks: Breaks | None = None
+        self.metrics: RunMetrics | None = None
+        self.counted_run = False
         self.gated = False
         self.details_due = False
         self.run_status = "RUNNING"
@@ -241,6 +244,8 @@ class Interpreter(StepTypes, Mutexes):
             self.index_offset = int(run.batch.get("index_offset", 0))
             self.batch_tolerant = bool(run.batch.get("tolerant", False))
         self.progress = Progress(title=f"{self.definition.name} {self.definition.version}")
+        self.metrics = RunMetrics(self.definition.name)
+        self.counted_run = run.batch is None  # a foreach batch is part of its parent's run
         self._declare(self.graph.main, depth=0)
         self.progress.mark_baseline()
         if self.carried is not None:
@@ -539,6 +544,8 @@ class Interpreter(StepTypes, Mutexes):
         histories replay unchanged.
         """
         self.run_status = status
+        if self.metrics is not None and self.counted_run:
+            self.metrics.run_ended(status)
         self.progress.cancel_pending(workflow.now())
         self._write_details()  # now: the run may end within this activation
 
@@ -837,6 +844,9 @@ class Interpreter(StepTypes, Mutexes):
         key = step.id + frame.suffix
         self.progress.declare(key, step.display_name + frame.suffix, step.type)
         self.progress.update(key, status, workflow.now(), error=error)
+        if self.metrics is not None:
+            state = self.progress.steps[key]
+            self.metrics.step_ended(step.type, status, state.started_at, state.ended_at)
         if status not in ("running", "waiting") and frame.records:
             frame.context["steps"][step.id] = {"status": status, "output": output, "error": error}
         self._show()

@@ -20,7 +20,8 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from interpreter.client.tasks import wait_for_task
-from interpreter.logs import LOG_FORMATS, forwarding_runtime, log_handler
+from interpreter.logs import LOG_FORMATS, log_handler
+from interpreter.telemetry import worker_runtime
 from tests.support.cli import run_tdsl
 from tests.support.runs import interpreter_worker, start, wait_for_step
 
@@ -167,7 +168,7 @@ async def test_a_workers_log_is_json_lines_without_tokens_or_tracebacks(
     """Its core's lines included: a worker whose runtime forwards them, as `tdsl worker`'s."""
     config = client.service_client.config
     client = await Client.connect(
-        config.target_host, namespace=client.namespace, runtime=forwarding_runtime()
+        config.target_host, namespace=client.namespace, runtime=worker_runtime()
     )
     async with interpreter_worker(client, task_queue, activity_modules=[__name__]):
         handle = await start(client, task_queue, DEFINITION)

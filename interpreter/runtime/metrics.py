@@ -1,0 +1,54 @@
+"""The interpreter's own metrics (spec §7 "Health and metrics"), from workflow code.
+
+`tdsl_steps_total{definition,type,status}`, `tdsl_step_duration_seconds{definition,type}`
+and `tdsl_runs_total{definition,status}`, recorded through `workflow.metric_meter()`:
+the SDK drops what a replaying workflow records, so a step that ended once is counted
+once however often its history replays (a worker restart, an evicted cache). They go
+wherever the worker's Temporal runtime sends metrics: `tdsl worker --metrics-port`
+serves them with the SDK's own `temporal_*` metrics. No command is issued, so recorded
+histories replay unchanged. Part of the replay-critical runtime.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.common import MetricCounter, MetricHistogramFloat
+
+__all__ = ["RunMetrics"]
+
+_ENDED = frozenset({"completed", "failed", "skipped", "cancelled"})
+
+
+class RunMetrics:
+    """One run's counters, labelled with its definition's name."""
+
+    def __init__(self, definition: str) -> None:
+        meter = workflow.metric_meter().with_additional_attributes({"definition": definition})
+        self._steps = meter.create_counter("tdsl_steps", "Steps that ended, by type and status")
+        self._durations = meter.create_histogram_float(
+            "tdsl_step_duration_seconds", "Seconds from a step's start to its end", "seconds"
+        )
+        self._runs = meter.create_counter("tdsl_runs", "Runs that ended, by status")
+        self._by_label: dict[tuple[str, str], tuple[MetricCounter, MetricHistogramFloat]] = {}
+        """Instruments with their labels bound, made once: a wide level ends thousands
+        of steps in one activation."""
+
+    def step_ended(
+        self, step_type: str, status: str, started: datetime | None, ended: datetime | None
+    ) -> None:
+        if status not in _ENDED:
+            return
+        bound = self._by_label.get((step_type, status))
+        if bound is None:
+            bound = self._by_label[step_type, status] = (
+                self._steps.with_additional_attributes({"type": step_type, "status": status}),
+                self._durations.with_additional_attributes({"type": step_type}),
+            )
+        bound[0].add(1)
+        if status != "skipped" and started is not None and ended is not None:
+            bound[1].record(max(0.0, (ended - started).total_seconds()))
+
+    def run_ended(self, status: str) -> None:
+        self._runs.add(1, {"status": status.lower()})
