@@ -19,12 +19,11 @@ from collections.abc import Sequence
 
 import asyncpg
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from dsl.errors import DslError
+from interpreter.client.pollers import polling_identities
 from interpreter.history.store import Store
 
 __all__ = ["ANNOUNCE_EVERY", "announce_worker", "registered_activities"]
@@ -74,7 +73,9 @@ async def registered_activities(
     cannot be told (no pollers, a poller that did not announce, no database)."""
     try:
         async with asyncio.timeout(_LOOKUP_TIMEOUT):
-            identities = await _polling_identities(client, task_queue)
+            identities = await polling_identities(
+                client, task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, _POLLED_WITHIN
+            )
             if not identities:
                 return None
             async with await Store.connect(database_url, min_size=1, max_size=1) as store:
@@ -99,20 +100,3 @@ async def registered_activities(
     # Tasks go to any poller: an action counts only when every worker registers it.
     sets = [frozenset(names) for names in announced.values()]
     return frozenset.intersection(*sets)
-
-
-async def _polling_identities(client: Client, task_queue: str) -> list[str]:
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-        )
-    )
-    now = dt.datetime.now(dt.UTC)
-    recent = []
-    for poller in response.pollers:
-        seen = poller.last_access_time.ToDatetime(tzinfo=dt.UTC)
-        if now - seen <= _POLLED_WITHIN:
-            recent.append(poller.identity)
-    return sorted(set(recent))

@@ -276,14 +276,26 @@ async def _run(args: argparse.Namespace) -> int:
         client, run_input, workflow_id=args.workflow_id, task_queue=task_queue_of(args)
     )
     if args.json:
-        state = await wait_for_run(handle)
+        async with _no_worker_warning(client, handle):
+            state = await wait_for_run(handle)
         print_json(run_json(state))
         return _exit_for(state)
     print(f"workflow id: {handle.id}")
     print(f"UI: {ui_link(handle.id, handle.result_run_id, client.namespace)}", flush=True)
     if not args.wait:
         return EXIT_OK
-    return _exit_for(await _watch(handle))
+    async with _no_worker_warning(client, handle):
+        return _exit_for(await _watch(handle))
+
+
+def _no_worker_warning(client: Any, handle: WorkflowHandle[Any, Any]) -> Any:
+    """While a command waits for a run: one line on stderr if no worker polls its queue."""
+    from interpreter.client.pollers import warning_without_workers
+
+    def say(message: str) -> None:
+        print(f"tdsl: warning: {message}", file=sys.stderr, flush=True)
+
+    return warning_without_workers(client, handle, say)
 
 
 async def _check_actions_against_workers(
@@ -320,12 +332,17 @@ async def _status(args: argparse.Namespace) -> int:
 
     client = await client_for(args)
     handle = get_handle(client, args.workflow_id)
-    if args.json:
-        state = await (wait_for_run(handle) if args.wait else run_status(handle))
+    if args.json and args.wait:
+        async with _no_worker_warning(client, handle):
+            state = await wait_for_run(handle)
         print_json(state)
-        return _exit_for(state) if args.wait else EXIT_OK
+        return _exit_for(state)
+    if args.json:
+        print_json(await run_status(handle))
+        return EXIT_OK
     if args.wait:
-        return _exit_for(await _watch(handle))
+        async with _no_worker_warning(client, handle):
+            return _exit_for(await _watch(handle))
     from rich.console import Console
 
     state = await run_status(handle)
