@@ -4,7 +4,6 @@ client, and a SIGTERM while a step runs."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -16,20 +15,10 @@ from temporalio.client import Client
 
 from interpreter.dev.servers import free_port
 from interpreter.health import Health, serving_health
-from tests.support.cli import ROOT
+from tests.support.cli import ROOT, tdsl_env
 from tests.support.runs import interpreter_worker, start, wait_for_step
 
 pytestmark = pytest.mark.integration
-
-
-def _env(client: Client, task_queue: str) -> dict[str, str]:
-    keep = ("TEMPORAL_", "TDSL_", "DATABASE_URL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(keep)}
-    return env | {
-        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "TEMPORAL_NAMESPACE": client.namespace,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-    }
 
 
 async def _get(port: int, path: str) -> httpx.Response:
@@ -42,7 +31,7 @@ async def test_probes_follow_the_workers_life(client: Client, task_queue: str) -
     worker = subprocess.Popen(
         [sys.executable, "-m", "interpreter.cli", "worker", "--health-port", str(port)],
         cwd=ROOT,
-        env=_env(client, task_queue),
+        env=tdsl_env(client, task_queue),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

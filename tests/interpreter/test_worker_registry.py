@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ from temporalio.client import Client
 from interpreter.history.store import Store
 from interpreter.worker import running_worker
 from interpreter.worker_registry import registered_activities
-from tests.support.cli import ROOT, run_tdsl
+from tests.support.cli import ROOT, run_tdsl, tdsl_env
 
 pytestmark = pytest.mark.integration
 
@@ -48,20 +47,6 @@ async def _answer(client: Client, url: str, task_queue: str) -> frozenset[str] |
     return names
 
 
-def _env(client: Client, task_queue: str, database_url: str | None) -> dict[str, str]:
-    """The environment of a `tdsl` subprocess talking to the test's servers."""
-    keep = ("TEMPORAL_", "TDSL_", "DATABASE_URL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(keep)}
-    env |= {
-        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "TEMPORAL_NAMESPACE": client.namespace,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-    }
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    return env
-
-
 async def test_the_workers_activities_are_known(
     client: Client, announcing_worker: str, history_db: str
 ) -> None:
@@ -75,7 +60,7 @@ async def test_a_worker_that_did_not_announce_makes_it_unknown(
 ) -> None:
     await _answer(client, history_db, announcing_worker)
     # Another worker process, without a database: it cannot announce what it has.
-    env = _env(client, announcing_worker, None)
+    env = tdsl_env(client, announcing_worker, None)
     other = subprocess.Popen(
         [sys.executable, "-m", "interpreter.cli", "worker"],
         cwd=ROOT,
@@ -103,7 +88,7 @@ async def test_run_refuses_an_action_no_worker_registers(
     await _answer(client, history_db, announcing_worker)
     typo = tmp_path / "typo.yaml"
     typo.write_text("name: typo\nsteps:\n  - {id: a, action: valdiateInput}\n")
-    env = _env(client, announcing_worker, history_db)
+    env = tdsl_env(client, announcing_worker, history_db)
 
     refused = await asyncio.to_thread(
         run_tdsl, "run", str(typo), "--id", f"typo-{announcing_worker}", env=env

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -13,19 +12,13 @@ import pytest
 from temporalio.client import Client
 
 from interpreter.client.pollers import polling_identities
-from tests.support.cli import ROOT
+from tests.support.cli import ROOT, tdsl_env
 from tests.support.runs import interpreter_worker
 
 pytestmark = pytest.mark.integration
 
 DEFINITION = ROOT / "definitions" / "order-fulfilment.yaml"
 INPUT = ROOT / "definitions" / "inputs" / "order-fulfilment.json"
-
-
-def _env(client: Client) -> dict[str, str]:
-    keep = ("TEMPORAL_", "TDSL_", "DATABASE_URL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(keep)}
-    return env | {"TEMPORAL_ADDRESS": client.service_client.config.target_host}
 
 
 @pytest.mark.parametrize("how", ["--json", "--wait"])
@@ -35,7 +28,7 @@ async def test_run_says_within_10_s_that_no_worker_polls(client: Client, how: st
     waiting = subprocess.Popen(
         [sys.executable, "-m", "interpreter.cli", "run", str(DEFINITION), "--input", f"@{INPUT}",
          "--task-queue", queue, "--id", workflow_id, how],
-        cwd=ROOT, env=_env(client), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=tdsl_env(client), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     began = time.monotonic()
     try:
