@@ -14,6 +14,7 @@ Temporal's 2 MB payload limit without a store.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ EVENT_LIMIT = 10_240
 
 FIRST_EVENT_LIMIT = 10_000
 """A run started by type carries the user's input, not its definition: its first
-event stays under 10 KB however large the definition."""
+event, less that input, stays under 10 KB however large the definition."""
 
 _CONTINUED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
 _CHILD_STARTED = EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
@@ -52,6 +53,8 @@ class LargeRun:
     workflow_cpu: float
     first_event: int
     """Bytes of the first run's first history event (its input, started by type)."""
+    user_input: int
+    """Bytes of the user's input in it (JSON): the rest is the run's own overhead."""
 
 
 async def _histories(client: Client, workflow_id: str, run_id: str) -> list[int]:
@@ -100,7 +103,8 @@ async def _measure(
     async for event in first.fetch_history_events():
         first_event = event.ByteSize()  # the started event: the run's input and options
         break
-    return LargeRun(label, steps, seconds, len(counts), max(counts), cpu, first_event)
+    user_input = len(json.dumps(list(args), separators=(",", ":")))
+    return LargeRun(label, steps, seconds, len(counts), max(counts), cpu, first_event, user_input)
 
 
 def _outputs(expected: int) -> Any:
@@ -178,14 +182,15 @@ async def _large_runs(
 def large_table(rows: list[LargeRun]) -> list[str]:
     lines = [
         "| large run (interpreter only) | wall | runs (continued + children) "
-        "| largest history (events) | workflow CPU per step | first event |",
+        "| largest history (events) | workflow CPU per step | first event (user input) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         flag = "" if row.max_events < EVENT_LIMIT else " ✗"
-        small = "" if row.first_event < FIRST_EVENT_LIMIT else " ✗"
+        small = "" if row.first_event - row.user_input < FIRST_EVENT_LIMIT else " ✗"
         lines.append(
             f"| {row.label} | {row.seconds:.1f} s | {row.runs} | {row.max_events}{flag} "
-            f"| {row.workflow_cpu / row.steps * 1000:.2f} ms | {row.first_event} B{small} |"
+            f"| {row.workflow_cpu / row.steps * 1000:.2f} ms "
+            f"| {row.first_event} B ({row.user_input} B){small} |"
         )
     return lines

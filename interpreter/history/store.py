@@ -43,6 +43,7 @@ __all__ = [
     "Store",
     "VersionConflict",
     "failure_reason",
+    "migration_files",
     "next_version",
     "redact_url",
 ]
@@ -251,7 +252,7 @@ class Store:
         the database was up to date. An advisory lock makes concurrent migrators wait
         for each other instead of racing.
         """
-        files = _migration_files(directory or MIGRATIONS_DIR)
+        files = migration_files(directory or MIGRATIONS_DIR)
         applied_now: list[str] = []
         async with self.pool.acquire() as conn:
             await conn.execute("select pg_advisory_lock($1)", _MIGRATION_LOCK)
@@ -475,7 +476,7 @@ class Store:
         return run
 
 
-def _migration_files(directory: Path) -> list[tuple[int, str, Path]]:
+def migration_files(directory: Path) -> list[tuple[int, str, Path]]:
     """(version, name, path) of each migration, ordered; one `DslError` for a bad set."""
     if not directory.is_dir():
         raise ConfigurationError(
