@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -522,6 +523,57 @@ def _steps(
 # --------------------------------------------------------------------------- worker side
 
 
+WRITER_RETRY = 5.0
+"""Seconds between a standing-by worker's tries to become the history's writer: when
+the writer dies, PostgreSQL ends its session and lock at once, and another worker
+takes over within this."""
+
+
+def writer_lock_key(namespace: str, task_queue: str | None) -> int:
+    """The advisory lock of the history of one namespace's task queue (a signed bigint)."""
+    digest = hashlib.sha256(f"tdsl-history:{namespace}:{task_queue or '*'}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _record_as_the_writer(projector: Projector, store: Store, task_queue: str | None) -> None:
+    """Wait for the writer's lock, then project until cancelled; a last cycle on the way
+    out (a graceful shutdown) writes what ended meanwhile.
+
+    With several workers on a task queue, exactly one writes its history at a time:
+    the one holding a session-level advisory lock, on a connection of its own that it
+    checks each cycle. The others stand by.
+    """
+    key = writer_lock_key(projector.namespace, task_queue)
+    async with store.pool.acquire() as session:
+        if not await session.fetchval("select pg_try_advisory_lock($1)", key):
+            log.info(
+                "run history: another worker writes task queue %r's history; standing by",
+                task_queue,
+            )
+            while not await session.fetchval("select pg_try_advisory_lock($1)", key):
+                await asyncio.sleep(WRITER_RETRY)
+        log.info("run history recorded in PostgreSQL by this worker (task queue %r)", task_queue)
+        try:
+            while True:
+                await session.fetchval("select 1")  # the lock lives as long as this session
+                try:
+                    await projector.sync_once()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    raise
+                except Exception:  # never let the history take the worker down
+                    log.exception("run history: unexpected error; retrying")
+                await asyncio.sleep(projector.interval)
+        finally:
+            with contextlib.suppress(Exception):  # cancelled: one last cycle, bounded
+                await asyncio.wait_for(projector.sync_once(), FINAL_SYNC_TIMEOUT)
+            with contextlib.suppress(Exception):
+                await session.execute("select pg_advisory_unlock($1)", key)
+
+
+FINAL_SYNC_TIMEOUT = 10.0
+"""Seconds a stopping worker spends writing what ended since the last cycle."""
+
+
 async def record_history(
     client: Client,
     database_url: str,
@@ -540,7 +592,7 @@ async def record_history(
             try:
                 # No pool floor: asyncpg would log a traceback on every retry to restore
                 # it while PostgreSQL is down; the projector reports outages itself.
-                store = await Store.connect(database_url, min_size=0, max_size=2)
+                store = await Store.connect(database_url, min_size=0, max_size=3)
                 await store.migrate()
             except Exception as err:
                 if store is not None:
@@ -556,8 +608,13 @@ async def record_history(
                 failures += 1
         if failures:
             log.info("run history: PostgreSQL reachable again")
-        log.info("run history recorded in PostgreSQL (task queue %r)", task_queue)
-        await Projector(client, store, task_queue=task_queue, interval=interval).run()
+        projector = Projector(client, store, task_queue=task_queue, interval=interval)
+        while True:  # as the one writer; again after losing the lock's session
+            try:
+                await _record_as_the_writer(projector, store, task_queue)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+                log.warning("run history: lost the writer's lock: %s; trying again", _one_line(err))
+                await asyncio.sleep(WRITER_RETRY)
     finally:
         if store is not None:
             with contextlib.suppress(Exception):
