@@ -19,10 +19,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-from temporalio.worker import Worker
+from typing import TYPE_CHECKING
 
 from dsl.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from temporalio.worker import Worker
 
 __all__ = ["DEFAULT_HEALTH_HOST", "Health", "serving_health"]
 

@@ -144,9 +144,9 @@ class DefinitionLibrary:
         known = set(request.get("known") or ())
         root = await self._root(workflow_type, wanted_hash)
         bundle = await self._bundle(root) if request.get("pins", True) else None
-        durable = await self._keep(root, bundle)
         contents = bundle.subworkflow_contents() if bundle is not None else {}
         contents[root.hash] = root.content
+        durable = await self._keep(root, bundle, contents)
         # The model and graph the run builds first, built here in a thread instead:
         # off this event loop and outside the run's workflow task (`dsl.checked`).
         await asyncio.to_thread(check_definition, root.content, root.hash)
@@ -373,13 +373,13 @@ class DefinitionLibrary:
 
     # ------------------------------------------------------------------ payload store
 
-    async def _keep(self, root: Resolved, bundle: Bundle | None) -> bool:
-        """Make the run's definitions findable by hash elsewhere; whether they are."""
+    async def _keep(
+        self, root: Resolved, bundle: Bundle | None, contents: dict[str, dict[str, Any]]
+    ) -> bool:
+        """Make the run's definitions (*contents*, by hash) findable by hash elsewhere;
+        whether they are."""
         if self.store is None:
             return root.durable and (bundle is None or not bundle.subworkflows)
-        contents = {root.hash: root.content}
-        if bundle is not None:
-            contents.update(bundle.subworkflow_contents())
         async with self._store_lock:  # each once per process: a store keeps what it got
             for key, content in contents.items():
                 if key not in self._kept:

@@ -23,8 +23,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from temporalio import activity, workflow
-
 __all__ = ["LOG_FORMATS", "configure_logging", "log_handler"]
 
 LOG_FORMATS = ("text", "json")
@@ -78,26 +76,31 @@ def _summary(error: BaseException) -> str:
     return f"{kind}: {text[0]}" if text else str(kind)
 
 
+_CONTEXT_FIELDS = {
+    "temporal_activity": {
+        "workflow_id": "workflow_id",
+        "run_id": "workflow_run_id",
+        "step": "activity_id",
+        "action": "activity_type",
+        "attempt": "attempt",
+    },
+    "temporal_workflow": {
+        "workflow_id": "workflow_id",
+        "run_id": "run_id",
+        "definition": "workflow_type",
+    },
+}
+"""Our field → the key in the extra the SDK's activity and workflow loggers attach."""
+
+
 def _context(record: logging.LogRecord) -> dict[str, Any]:
     """The run, step and attempt a record is about, from the SDK's logger extras."""
-    found: dict[str, Any] = {}
-    running = getattr(record, "temporal_activity", None)
-    if isinstance(running, dict):
-        found = {
-            "workflow_id": running.get("workflow_id"),
-            "run_id": running.get("workflow_run_id"),
-            "step": running.get("activity_id"),
-            "action": running.get("activity_type"),
-            "attempt": running.get("attempt"),
-        }
-    interpreting = getattr(record, "temporal_workflow", None)
-    if isinstance(interpreting, dict):
-        found = {
-            "workflow_id": interpreting.get("workflow_id"),
-            "run_id": interpreting.get("run_id"),
-            "definition": interpreting.get("workflow_type"),
-        }
-    return {k: v for k, v in found.items() if v is not None}
+    for extra, fields in _CONTEXT_FIELDS.items():
+        details = getattr(record, extra, None)
+        if isinstance(details, dict):
+            found = {ours: details.get(theirs) for ours, theirs in fields.items()}
+            return {k: v for k, v in found.items() if v is not None}
+    return {}
 
 
 class JsonLines(logging.Formatter):
@@ -150,6 +153,8 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     root = logging.getLogger()
     root.handlers[:] = [log_handler(log_format)]
     root.setLevel(level)
+    from temporalio import activity, workflow  # here: `tdsl --help` need not load the SDK
+
     # The run's ids go into the line's own fields, not appended to each message.
     activity.logger.activity_info_on_message = False
     workflow.logger.workflow_info_on_message = False

@@ -15,17 +15,12 @@ A runtime is the process's: install it before the first client connects.
 from __future__ import annotations
 
 import logging
-
-from temporalio.runtime import (
-    LogForwardingConfig,
-    LoggingConfig,
-    PrometheusConfig,
-    Runtime,
-    TelemetryConfig,
-    TelemetryFilter,
-)
+from typing import TYPE_CHECKING
 
 from dsl.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from temporalio.runtime import Runtime
 
 __all__ = ["DEFAULT_METRICS_HOST", "install_runtime", "worker_runtime"]
 
@@ -35,6 +30,16 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 def worker_runtime(metrics_address: str | None = None) -> Runtime:
     """A runtime forwarding core logs, and serving Prometheus at *metrics_address*
     (``host:port``) when given."""
+    # Imported here: the CLI reads this module's defaults without loading the SDK.
+    from temporalio.runtime import (
+        LogForwardingConfig,
+        LoggingConfig,
+        PrometheusConfig,
+        Runtime,
+        TelemetryConfig,
+        TelemetryFilter,
+    )
+
     metrics = None
     if metrics_address is not None:
         metrics = PrometheusConfig(
@@ -60,4 +65,6 @@ def install_runtime(metrics_address: str | None = None) -> None:
         raise ConfigurationError(
             f"cannot serve metrics on {metrics_address}: {err}; choose another --metrics-port"
         ) from None
+    from temporalio.runtime import Runtime
+
     Runtime.set_default(runtime, error_if_already_set=False)

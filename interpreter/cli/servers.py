@@ -72,9 +72,12 @@ def register(commands: Any) -> None:
         metavar="N",
         help="serve GET /livez and /readyz (503 until polling and while draining) on port N",
     )
+    from interpreter.health import DEFAULT_HEALTH_HOST
+    from interpreter.telemetry import DEFAULT_METRICS_HOST
+
     worker.add_argument(
         "--health-host",
-        default="127.0.0.1",
+        default=DEFAULT_HEALTH_HOST,
         metavar="HOST",
         help="address of the health port (default 127.0.0.1; 0.0.0.0 for a Kubernetes probe)",
     )
@@ -86,7 +89,7 @@ def register(commands: Any) -> None:
     )
     worker.add_argument(
         "--metrics-host",
-        default="127.0.0.1",
+        default=DEFAULT_METRICS_HOST,
         metavar="HOST",
         help="address of the metrics port (default 127.0.0.1; 0.0.0.0 to be scraped)",
     )
