@@ -7,12 +7,14 @@ of the wire contract (old histories must still replay).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from temporalio.common import SearchAttributeKey
 
 __all__ = [
+    "ALL_SEARCH_ATTRIBUTES",
     "BREAK_ACTIVITY",
     "CANCEL_RUN_ACTIVITY",
     "CANCEL_SIGNAL",
@@ -20,9 +22,11 @@ __all__ = [
     "CONTROL_SIGNALS",
     "DEFINITION_ACTIVITY",
     "DSL_NAME",
+    "DSL_TENANT",
     "DSL_VERSION",
     "MEMO_HASH",
     "MEMO_NAME",
+    "MEMO_TENANT",
     "MEMO_VERSION",
     "MUTEX_GRANTED_SIGNAL",
     "MUTEX_ID_PREFIX",
@@ -38,6 +42,8 @@ __all__ = [
     "SEARCH_ATTRIBUTES",
     "STATUS_QUERY",
     "STEP_STATUSES",
+    "TENANT_HEADER",
+    "TENANT_PATTERN",
     "WORKFLOW_NAME",
     "RunEnvelope",
     "RunInput",
@@ -79,11 +85,27 @@ SEARCH_ATTRIBUTES = (DSL_NAME, DSL_VERSION)
 """Set on every run so the Temporal UI can filter by definition and version."""
 
 
-def search_attribute_hint() -> str:
+DSL_TENANT = SearchAttributeKey.for_keyword("DslTenant")
+"""Set on runs started for a tenant (`tdsl run --tenant`), where the namespace has it.
+Apart from `SEARCH_ATTRIBUTES`: a namespace without it still gets those."""
+
+ALL_SEARCH_ATTRIBUTES = (*SEARCH_ATTRIBUTES, DSL_TENANT)
+"""What `tdsl worker` registers, `tdsl dev` starts with and `tdsl doctor` checks."""
+
+TENANT_HEADER = "tdsl-tenant"
+"""The header that carries a run's tenant to its activities and child workflows
+(`interpreter.tenancy`)."""
+MEMO_TENANT = "dsl_tenant"
+"""Memo key of a run's tenant: how the run history and the first workflow task learn it."""
+TENANT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+"""A tenant: 1 to 100 letters, digits, `.`, `_`, `-`, starting with a letter or digit."""
+
+
+def search_attribute_hint(keys: Sequence[SearchAttributeKey[Any]] = SEARCH_ATTRIBUTES) -> str:
     """How to give a namespace the search attributes, once (`temporal` CLI commands)."""
     commands = "; ".join(
         f"temporal operator search-attribute create --name {key.name} --type Keyword"
-        for key in SEARCH_ATTRIBUTES
+        for key in keys
     )
     return f"register them once: {commands}"
 

@@ -23,6 +23,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from activities.tenant import current_tenant
+
 __all__ = ["LOG_FORMATS", "configure_logging", "log_handler"]
 
 LOG_FORMATS = ("text", "json")
@@ -99,6 +101,8 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
         details = getattr(record, extra, None)
         if isinstance(details, dict):
             found = {ours: details.get(theirs) for ours, theirs in fields.items()}
+            if extra == "temporal_activity":
+                found["tenant"] = current_tenant()
             return {k: v for k, v in found.items() if v is not None}
     return {}
 

@@ -41,7 +41,7 @@ from activities.registry import (
     with_unknown_action_guard,
 )
 from dsl.errors import DslError, InputError, NotFoundError, ServiceError
-from interpreter.contract import SEARCH_ATTRIBUTES, search_attribute_hint
+from interpreter.contract import ALL_SEARCH_ATTRIBUTES, search_attribute_hint
 from interpreter.control import cancel_run, request_mutex, take_break, watch_holder
 from interpreter.health import DEFAULT_HEALTH_HOST, Health, serving_health
 from interpreter.library import DefinitionLibrary
@@ -54,6 +54,7 @@ from interpreter.payloads import (
 from interpreter.runtime.mutex import MutexWorkflow
 from interpreter.runtime.typed import DefinitionWorkflow
 from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
+from interpreter.tenancy import TenantInterceptor
 
 __all__ = [
     "DEFAULT_GRACEFUL_SHUTDOWN",
@@ -172,7 +173,10 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        interceptors=[PayloadLimitInterceptor(codec)] if codec is not None else [],
+        interceptors=[
+            TenantInterceptor(),
+            *([PayloadLimitInterceptor(codec)] if codec is not None else []),
+        ],
         workflows=list(WORKFLOWS),
         activities=_activities(builtin or BuiltinActivities(), activity_modules, library),
         workflow_runner=workflow_runner(sandbox_from_env() if sandboxed is None else sandboxed),
@@ -320,7 +324,7 @@ async def register_search_attributes(client: Client) -> None:
         response = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace)
         )
-        missing = [k for k in SEARCH_ATTRIBUTES if k.name not in response.custom_attributes]
+        missing = [k for k in ALL_SEARCH_ATTRIBUTES if k.name not in response.custom_attributes]
         if not missing:
             return
         await client.operator_service.add_search_attributes(

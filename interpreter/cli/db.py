@@ -16,17 +16,40 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from dsl.errors import DefinitionError, DslError, InputError, NotFoundError, ServiceError
-from interpreter.cli.support import STEP_STYLES, positive_int, print_diagnostics, print_json
+from dsl.errors import (
+    ConflictError,
+    DefinitionError,
+    DslError,
+    InputError,
+    NotFoundError,
+    ServiceError,
+)
+from interpreter.cli.support import (
+    STEP_STYLES,
+    add_tenant_option,
+    positive_int,
+    print_diagnostics,
+    print_json,
+    tenant_of,
+)
 
 if TYPE_CHECKING:
     from interpreter.history.store import Store
 
 __all__ = ["DEFINITION_KEYS", "RUN_KEYS", "RUN_SHOW_KEYS", "STEP_KEYS", "register"]
 
-DEFINITION_KEYS = ("name", "version", "sha256", "registered_at", "deprecated_at")
+DEFINITION_KEYS = ("name", "version", "sha256", "registered_at", "deprecated_at", "tenant")
 """The keys of each object of `tdsl definitions --json`."""
-RUN_KEYS = ("workflow_id", "run_id", "definition", "version", "status", "started_at", "ended_at")
+RUN_KEYS = (
+    "workflow_id",
+    "run_id",
+    "definition",
+    "version",
+    "status",
+    "started_at",
+    "ended_at",
+    "tenant",
+)
 """The keys of each object of `tdsl runs --json`."""
 RUN_SHOW_KEYS = (*RUN_KEYS, "input", "output", "error", "continued", "steps")
 """The keys of `tdsl runs show ID --json`; `continued`: how many times the run
@@ -65,6 +88,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="DIR",
         help="more directories where subworkflow definitions are looked up",
     )
+    add_tenant_option(store, "the tenant the definitions belong to")
     store.set_defaults(handler=_register)
 
     listing = commands.add_parser(
@@ -72,6 +96,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         help="list the registered definitions; `deprecate` / `undeprecate NAME@VERSION`",
     )
     listing.add_argument("--json", action="store_true", help="print one JSON list")
+    add_tenant_option(listing, "only this tenant's definitions")
     listing.set_defaults(handler=_definitions)
     lifecycle = listing.add_subparsers(
         dest="definitions_command", metavar="deprecate|undeprecate", parser_class=type(listing)
@@ -91,6 +116,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "--status", type=_run_status, metavar="S", help="only runs in this status (e.g. FAILED)"
     )
     runs.add_argument("--definition", metavar="NAME", help="only runs of this definition")
+    add_tenant_option(runs, "only this tenant's runs")
     runs.add_argument("--limit", type=positive_int, default=50, metavar="N", help="default 50")
     runs.add_argument("--json", action="store_true", help="print one JSON list")
     runs.set_defaults(handler=_runs)
@@ -212,9 +238,9 @@ async def _register(args: argparse.Namespace) -> int:
     from dsl.bundle import content_hash
     from dsl.validate import validate_file
     from interpreter.history.registry import registry_catalog
-    from interpreter.history.store import VersionConflict
 
     failed = False
+    tenant = tenant_of(args)
     async with _open_store() as store:
         registry = await registry_catalog(store)
         for file in args.files:
@@ -227,8 +253,8 @@ async def _register(args: argparse.Namespace) -> int:
             definition = checked.definition
             label = f"{definition.name} {definition.version}"
             try:
-                outcome = await store.register(definition, checked.document.text)
-            except VersionConflict as exc:
+                outcome = await store.register(definition, checked.document.text, tenant=tenant)
+            except ConflictError as exc:  # another version's content, or tenant
                 failed = True
                 print(f"tdsl: error: {exc}", file=sys.stderr)
                 continue
@@ -240,8 +266,9 @@ async def _register(args: argparse.Namespace) -> int:
 
 
 async def _definitions(args: argparse.Namespace) -> int:
+    tenant = tenant_of(args)
     async with _open_store() as store:
-        found = await store.definitions()
+        found = await store.definitions(tenant=tenant)
     if args.json:
         print_json([{key: d[key] for key in DEFINITION_KEYS} for d in found])
         return 0
@@ -252,8 +279,11 @@ async def _definitions(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     table = Table(title=Text("registered definitions"), title_justify="left")
+    tenants = any(d.get("tenant") for d in found)
     for column in ("name", "version", "sha256", "registered", "description"):
         table.add_column(column)
+    if tenants:
+        table.add_column("tenant")
     for d in found:
         table.add_row(
             Text(d["name"]),
@@ -261,6 +291,7 @@ async def _definitions(args: argparse.Namespace) -> int:
             Text(d["sha256"][:12]),
             _when(d["registered_at"]),
             Text(_short(d.get("description"), 60)),
+            *([Text(d.get("tenant") or "")] if tenants else []),
         )
     _console().print(table)
     return 0
@@ -280,20 +311,27 @@ async def _deprecate(args: argparse.Namespace) -> int:
 
 
 async def _runs(args: argparse.Namespace) -> int:
+    tenant = tenant_of(args)
     async with _open_store() as store:
-        found = await store.runs(status=args.status, definition=args.definition, limit=args.limit)
+        found = await store.runs(
+            status=args.status, definition=args.definition, tenant=tenant, limit=args.limit
+        )
     if args.json:
         print_json([{key: run[key] for key in RUN_KEYS} for run in found])
         return 0
     if not found:
-        print("no runs recorded" + (" that match" if args.status or args.definition else ""))
+        filtered = args.status or args.definition or tenant
+        print("no runs recorded" + (" that match" if filtered else ""))
         return 0
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=Text(f"runs (latest {args.limit})"), title_justify="left")
+    tenants = any(run.get("tenant") for run in found)
     for column in ("workflow id", "definition", "version", "status", "started", "took"):
         table.add_column(column, no_wrap=column == "workflow id")
+    if tenants:
+        table.add_column("tenant")
     for run in found:
         table.add_row(
             Text(run["workflow_id"]),
@@ -302,6 +340,7 @@ async def _runs(args: argparse.Namespace) -> int:
             Text(run["status"], style=_RUN_STYLES.get(run["status"], "")),
             _when(run["started_at"]),
             _took(run["started_at"], run["ended_at"]),
+            *([Text(run.get("tenant") or "")] if tenants else []),
         )
     _console().print(table)
     return 0

@@ -26,13 +26,17 @@ from interpreter.cli.support import (
     activity_names_of,
     add_connection_options,
     add_definition_options,
+    add_tenant_option,
     client_for,
     print_json,
     task_queue_of,
+    tenant_of,
 )
 
 if TYPE_CHECKING:
-    from temporalio.client import WorkflowHandle
+    from temporalio.client import Client, WorkflowHandle
+
+    from interpreter.contract import RunInput
 
 
 def register(commands: Any) -> None:
@@ -52,6 +56,7 @@ def register(commands: Any) -> None:
     run.add_argument(
         "--task-queue", metavar="Q", help="default TEMPORAL_TASK_QUEUE or temporal-dsl"
     )
+    add_tenant_option(run, "the tenant the run, its children and its activities belong to")
     add_definition_options(run)
     add_connection_options(run)
     # Nothing is started when the definition is invalid: exit 2, like bad input.
@@ -246,18 +251,18 @@ async def _watch(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from interpreter.client.status import run_json, ui_link, wait_for_run
     from interpreter.client.submit import (
         check_workflow_id,
         is_definition_file,
         prepare_registered,
         prepare_run,
-        start_run,
     )
     from interpreter.contract import parse_definition_type
+    from interpreter.tracing import cli_span
 
     if args.workflow_id is not None:
         check_workflow_id(args.workflow_id)
+    tenant_of(args)  # a malformed tenant is exit 2 before anything is read
     from_file = is_definition_file(args.file)
     if from_file:
         run_input, _ = prepare_run(
@@ -270,10 +275,26 @@ async def _run(args: argparse.Namespace) -> int:
         name, version = parse_definition_type(args.file)
         run_input, _ = prepare_registered(name, version, input_text=args.input)
     client = await client_for(args)
+    definition = str(run_input.definition["name"])
+    with cli_span(f"tdsl run {definition}", {"tdsl.definition": definition}):
+        return await _start_and_follow(args, client, run_input, from_file)
+
+
+async def _start_and_follow(
+    args: argparse.Namespace, client: Client, run_input: RunInput, from_file: bool
+) -> int:
+    """Start the run and report it as the flags ask (inside the command's span)."""
+    from interpreter.client.status import run_json, ui_link, wait_for_run
+    from interpreter.client.submit import start_run
+
     if from_file:
         await _check_actions_against_workers(args, client, run_input)
     handle = await start_run(
-        client, run_input, workflow_id=args.workflow_id, task_queue=task_queue_of(args)
+        client,
+        run_input,
+        workflow_id=args.workflow_id,
+        task_queue=task_queue_of(args),
+        tenant=tenant_of(args),
     )
     if args.json:
         async with _no_worker_warning(client, handle):

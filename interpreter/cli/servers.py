@@ -165,6 +165,7 @@ async def _worker(args: argparse.Namespace) -> int:
     sandboxed = args.sandbox or sandbox_from_env()  # a bad value is exit 2 too
     from interpreter.logs import configure_logging
     from interpreter.telemetry import install_runtime
+    from interpreter.tracing import flush_tracing
 
     configure_logging(args.log_format)
     metrics = f"{args.metrics_host}:{args.metrics_port}" if args.metrics_port else None
@@ -180,6 +181,7 @@ async def _worker(args: argparse.Namespace) -> int:
         health_port=args.health_port,
         health_host=args.health_host,
     )
+    flush_tracing()
     return EXIT_OK
 
 
@@ -249,12 +251,14 @@ async def _dev(args: argparse.Namespace) -> int:
             )
     from interpreter.logs import configure_logging
     from interpreter.telemetry import install_runtime
+    from interpreter.tracing import flush_tracing
 
     configure_logging(args.log_format)
     install_runtime()
     state_dir = Path(args.state_dir)
     async with _dev_postgres(state_dir, not args.no_postgres) as databases:
         await _serve_dev(args, state_dir, databases, http_allow)
+    flush_tracing()
     return EXIT_OK
 
 

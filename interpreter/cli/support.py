@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -122,3 +123,30 @@ async def client_for(args: argparse.Namespace) -> Client:
     from interpreter.client.connection import connect
 
     return await connect(address=args.address, namespace=args.namespace)
+
+
+TENANT_ENV = "TDSL_TENANT"
+
+
+def add_tenant_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--tenant", metavar="T", help=f"{help} (default {TENANT_ENV})")
+
+
+def tenant_of(args: argparse.Namespace) -> str | None:
+    """The command's tenant: `--tenant`, else `TDSL_TENANT`, else none; a malformed one
+    is the user's mistake (exit 2)."""
+    import re
+
+    from interpreter.contract import TENANT_PATTERN
+
+    flag: str | None = getattr(args, "tenant", None)
+    source = "--tenant" if flag is not None else TENANT_ENV
+    tenant = flag if flag is not None else os.environ.get(TENANT_ENV, "").strip()
+    if not tenant and flag is None:
+        return None
+    if not re.fullmatch(TENANT_PATTERN, tenant):
+        raise InputError(
+            f"{source} {tenant!r} is not a tenant: 1 to 100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return tenant

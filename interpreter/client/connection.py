@@ -47,16 +47,21 @@ async def connect(
     """Connect like the `temporal` CLI does; explicit arguments win; one-line errors.
 
     The client carries the claim-check payload codec of the configured store
-    (`interpreter.payloads`). A malformed address is the user's typo (`InputError`,
+    (`interpreter.payloads`) and, when this process traces, the tracing interceptors
+    (`interpreter.tracing`), which a worker on this client takes too. A malformed address is the user's typo (`InputError`,
     exit 2); a server that does not answer is `ServiceError` (exit 1).
     """
     from interpreter.payloads import data_converter, payload_store_from_env
+    from interpreter.tracing import install_tracing, tracing_interceptors
 
+    install_tracing()  # when the `OTEL_*` environment asks for traces; once per process
     config = connect_config(address=address, namespace=namespace)
     target = config["target_host"]
     converter = data_converter(payload_store_from_env())
     try:
-        return await temporalio.client.Client.connect(**config, data_converter=converter)
+        return await temporalio.client.Client.connect(
+            **config, data_converter=converter, interceptors=tracing_interceptors()
+        )
     except ValueError as err:
         raise InputError(f"invalid Temporal address {target!r}: {err}") from None
     except RuntimeError as err:

@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 
 from dsl.errors import DslError
 from interpreter.client.pollers import POLLED_WITHIN, polling_identities
-from interpreter.contract import SEARCH_ATTRIBUTES, search_attribute_hint
+from interpreter.contract import ALL_SEARCH_ATTRIBUTES, search_attribute_hint
 
 __all__ = ["Check", "diagnose"]
 
@@ -83,16 +83,16 @@ async def _search_attributes(client: Client) -> Check:
         )
     except RPCError as err:
         return Check("search attributes", "warn", f"cannot list them: {err.message}")
-    missing = [k.name for k in SEARCH_ATTRIBUTES if k.name not in response.custom_attributes]
+    missing = [k for k in ALL_SEARCH_ATTRIBUTES if k.name not in response.custom_attributes]
     if missing:
         return Check(
             "search attributes",
             "warn",
-            f"{', '.join(missing)} missing: runs start without them and cannot be found by "
-            "definition",
-            f"`tdsl worker` adds them on a dev server; elsewhere {search_attribute_hint()}",
+            f"{', '.join(k.name for k in missing)} missing: runs start without them and "
+            "cannot be found by them",
+            f"`tdsl worker` adds them on a dev server; elsewhere {search_attribute_hint(missing)}",
         )
-    return Check("search attributes", "ok", ", ".join(k.name for k in SEARCH_ATTRIBUTES))
+    return Check("search attributes", "ok", ", ".join(k.name for k in ALL_SEARCH_ATTRIBUTES))
 
 
 async def _worker(client: Client, task_queue: str) -> Check:

@@ -33,9 +33,11 @@ from dsl.models import DEFAULT_VERSION
 from dsl.validate import ValidatedDefinition, validate_data, validate_file
 from interpreter.contract import (
     DSL_NAME,
+    DSL_TENANT,
     DSL_VERSION,
     MEMO_HASH,
     MEMO_NAME,
+    MEMO_TENANT,
     MEMO_VERSION,
     SEARCH_ATTRIBUTES,
     RunEnvelope,
@@ -236,11 +238,19 @@ class RunStart:
     static_details: str | None
 
 
-def run_start(run_input: RunInput, *, stored: bool, searchable: bool = True) -> RunStart:
+def run_start(
+    run_input: RunInput,
+    *,
+    stored: bool,
+    searchable: bool = True,
+    tenant: str | None = None,
+    tenant_searchable: bool = True,
+) -> RunStart:
     """The type ``NAME``, the user's input, the content hash in the memo and, when
     needed, the envelope: the subworkflows this client pinned, and the definitions
     themselves unless they are *stored* where the workers look (`interpreter.library`).
-    *searchable*: whether the namespace has the search attributes."""
+    *searchable*: whether the namespace has the search attributes; a *tenant* goes in
+    the memo, and in `DslTenant` unless not *tenant_searchable*."""
     definition = run_input.definition
     name, version = str(definition["name"]), str(definition.get("version", DEFAULT_VERSION))
     description = definition.get("description")
@@ -256,9 +266,22 @@ def run_start(run_input: RunInput, *, stored: bool, searchable: bool = True) -> 
     return RunStart(
         workflow_type=definition_type(name),
         args=[run_input.input, extra] if extra else [run_input.input],
-        memo={MEMO_NAME: name, MEMO_VERSION: version, MEMO_HASH: run_input.definition_hash},
+        memo={
+            MEMO_NAME: name,
+            MEMO_VERSION: version,
+            MEMO_HASH: run_input.definition_hash,
+            **({MEMO_TENANT: tenant} if tenant is not None else {}),
+        },
         search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(DSL_NAME, name), SearchAttributePair(DSL_VERSION, version)]
+            [
+                SearchAttributePair(DSL_NAME, name),
+                SearchAttributePair(DSL_VERSION, version),
+                *(
+                    [SearchAttributePair(DSL_TENANT, tenant)]
+                    if tenant is not None and tenant_searchable
+                    else []
+                ),
+            ]
         )
         if searchable
         else None,
@@ -289,17 +312,18 @@ async def store_definitions(client: Client, run_input: RunInput) -> bool:
     return True
 
 
-_hinted: set[str] = set()
+_hinted: set[tuple[str, str]] = set()
 
 
-def hint_missing_search_attributes(namespace: str) -> None:
+def hint_missing_search_attributes(namespace: str, keys: Sequence[Any] = SEARCH_ATTRIBUTES) -> None:
     """Say once per process, on stderr, that runs start without search attributes."""
-    if namespace not in _hinted:
-        _hinted.add(namespace)
+    names = ", ".join(k.name for k in keys)
+    if (namespace, names) not in _hinted:
+        _hinted.add((namespace, names))
         print(
             f"tdsl: note: namespace {namespace!r} has no search attributes "
-            f"{', '.join(k.name for k in SEARCH_ATTRIBUTES)}: runs start without them "
-            f"(not searchable by definition in the UI); {search_attribute_hint()}",
+            f"{names}: runs start without them "
+            f"(not searchable by them in the UI); {search_attribute_hint(keys)}",
             file=sys.stderr,
             flush=True,
         )
@@ -318,29 +342,42 @@ async def start_run(
     *,
     workflow_id: str | None = None,
     task_queue: str,
+    tenant: str | None = None,
 ) -> WorkflowHandle[Any, Any]:
     """Start a prepared run by its definition's workflow type; returns at once.
 
     The run is findable by definition name and version (search attributes, where
     the namespace has them: else it starts without, and stderr says once how to add
     them), carries name, version and content hash in its memo, and shows "name
-    version" and the description in the Web UI.
+    version" and the description in the Web UI. A *tenant* marks the run, and through
+    the workers' `interpreter.tenancy` its children and activities.
     """
     if workflow_id is None:
         workflow_id = new_workflow_id(str(run_input.definition["name"]))
     else:
         check_workflow_id(workflow_id)
     stored = await store_definitions(client, run_input)
-    start = run_start(run_input, stored=stored)
+    # What the namespace may lack, dropped in turn: DslTenant, then ours altogether.
+    attempts = [
+        {"searchable": True, "tenant_searchable": True},
+        {"searchable": True, "tenant_searchable": False},
+        {"searchable": False, "tenant_searchable": False},
+    ]
+    if tenant is None:
+        del attempts[1]
     try:
-        try:
-            return await _start(client, start, workflow_id, task_queue)
-        except RPCError as err:
-            if not missing_search_attributes(err):
-                raise
-            hint_missing_search_attributes(client.namespace)
-            start = run_start(run_input, stored=stored, searchable=False)
-            return await _start(client, start, workflow_id, task_queue)
+        for attempt, searchable in enumerate(attempts):
+            start = run_start(run_input, stored=stored, tenant=tenant, **searchable)
+            try:
+                return await _start(client, start, workflow_id, task_queue)
+            except RPCError as err:
+                if not missing_search_attributes(err) or attempt == len(attempts) - 1:
+                    raise
+                if not searchable["tenant_searchable"] or tenant is None:
+                    hint_missing_search_attributes(client.namespace)
+                else:
+                    hint_missing_search_attributes(client.namespace, [DSL_TENANT])
+        raise AssertionError("unreachable: the last attempt returns or raises")
     except WorkflowAlreadyStartedError:
         raise InputError(
             f"a run with workflow id {workflow_id!r} is already running; choose another --id"

@@ -35,7 +35,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from dsl.errors import ConfigurationError, NotFoundError, ServiceError
-from interpreter.contract import DSL_NAME, DSL_VERSION, SEARCH_ATTRIBUTES
+from interpreter.contract import ALL_SEARCH_ATTRIBUTES, DSL_NAME, DSL_VERSION, SEARCH_ATTRIBUTES
 
 __all__ = [
     "DSL_NAME",
@@ -103,7 +103,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def search_attribute_args(keys: Sequence[SearchAttributeKey[Any]] = SEARCH_ATTRIBUTES) -> list[str]:
+def search_attribute_args(
+    keys: Sequence[SearchAttributeKey[Any]] = ALL_SEARCH_ATTRIBUTES,
+) -> list[str]:
     """`--search-attribute Name=Type` flags registering *keys* at dev-server start."""
     args: list[str] = []
     for key in keys:
@@ -347,7 +349,7 @@ async def start_local_env(
         port=port,
         ui=ui,
         ui_port=ui_port,
-        search_attributes=SEARCH_ATTRIBUTES,
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
         dev_server_existing_path=str(find_binary("temporal")),
         dev_server_database_filename=str(db_filename) if db_filename is not None else None,
         dev_server_extra_args=list(extra_args),

@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,8 +65,10 @@ from interpreter.client.status import (
     status_name,
 )
 from interpreter.contract import (
+    DSL_TENANT,
     MEMO_HASH,
     MEMO_NAME,
+    MEMO_TENANT,
     MEMO_VERSION,
     MUTEX_WORKFLOW_NAME,
     OUTPUTS_QUERY,
@@ -355,6 +357,7 @@ class Projector:
             started_at=_time(carried.get("start_time")) or info.start_time,
             ended_at=info.close_time if closed else None,
             continued=int(carried.get("continued") or 0),
+            tenant=_tenant(memo, info),
         )
         merged = merge_steps(query, history, pending)
         steps = _steps(merged, query, outputs or {}, closed=closed)
@@ -619,3 +622,13 @@ async def record_history(
         if store is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(store.close(), timeout=5)
+
+
+def _tenant(memo: Mapping[str, Any], info: Any) -> str | None:
+    """The run's tenant: its memo (`tdsl run --tenant`, children and continued runs),
+    else the `DslTenant` a client set."""
+    tenant = memo.get(MEMO_TENANT)
+    if isinstance(tenant, str):
+        return tenant
+    found = info.typed_search_attributes.get(DSL_TENANT)
+    return found if isinstance(found, str) else None

@@ -10,7 +10,7 @@ projections can run more than once.
     definitions(), find_definition(name, version)
     upsert_run(RunRecord), upsert_steps(workflow_id, run_id, [StepRecord])
     save_run(RunRecord, [StepRecord])   both, in one transaction (what the projector uses)
-    runs(status=, definition=, limit=), run(workflow_id, run_id=None)
+    runs(status=, definition=, tenant=, limit=), run(workflow_id, run_id=None)
 
 The tables are described in ``schema/migrations/``. The registry as a catalog for
 subworkflow lookup is `interpreter.history.registry`.
@@ -104,6 +104,7 @@ class RunRecord:
     updated_at: datetime | None = None
     continued: int = 0
     """Times the logical run continued as new; `run_id` is then its first run's."""
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,10 @@ class StepRecord:
 
 _UPSERT_RUN = """
 insert into runs as r (workflow_id, run_id, definition, version, definition_hash, status,
-                       input, output, error, started_at, ended_at, updated_at, continued)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()), $13)
+                       input, output, error, started_at, ended_at, updated_at, continued,
+                       tenant)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()), $13,
+        $14)
 on conflict (workflow_id, run_id) do update set
     definition = excluded.definition,
     version = excluded.version,
@@ -146,7 +149,8 @@ on conflict (workflow_id, run_id) do update set
     started_at = coalesce(excluded.started_at, r.started_at),
     ended_at = excluded.ended_at,
     updated_at = excluded.updated_at,
-    continued = greatest(excluded.continued, r.continued)
+    continued = greatest(excluded.continued, r.continued),
+    tenant = coalesce(excluded.tenant, r.tenant)
 where r.updated_at <= excluded.updated_at
   and not (excluded.status = 'RUNNING' and r.status <> 'RUNNING')
 """
@@ -168,7 +172,7 @@ where s.updated_at <= excluded.updated_at
            and s.status in ('completed', 'skipped', 'failed', 'cancelled'))
 """
 
-_RUN_COLUMNS = "workflow_id, run_id, definition, version, status, started_at, ended_at"
+_RUN_COLUMNS = "workflow_id, run_id, definition, version, status, started_at, ended_at, tenant"
 
 
 def redact_url(url: str) -> str:
@@ -295,26 +299,39 @@ class Store:
     # ----------------------------------------------------------------- registry
 
     async def register(
-        self, definition: Definition, source: str
+        self, definition: Definition, source: str, *, tenant: str | None = None
     ) -> Literal["registered", "unchanged"]:
-        """Store *definition* (and its *source* text) as an immutable version.
+        """Store *definition* (and its *source* text) as an immutable version, of
+        *tenant* if given.
 
         The same name and version with the same content hash is a no-op
         ("unchanged"); with different content it raises `VersionConflict`, naming
-        the next free version.
+        the next free version. A name belongs to the tenant that registered it first:
+        another tenant's version of it is a `ConflictError`.
         """
         sha256 = content_hash(definition)
         name, version = definition.name, definition.version
         async with self.pool.acquire() as conn, conn.transaction():
+            owners = await conn.fetch(
+                "select distinct tenant from definitions where name = $1", name
+            )
+            owner = owners[0]["tenant"] if owners else tenant
+            if owner != tenant:
+                raise ConflictError(
+                    f"definition {name!r} is registered for "
+                    f"{f'tenant {owner!r}' if owner else 'no tenant'}, not "
+                    f"{f'tenant {tenant!r}' if tenant else 'without one'}; choose another name"
+                )
             inserted = await conn.fetchval(
-                "insert into definitions (name, version, sha256, source, parsed)"
-                " values ($1, $2, $3, $4, $5)"
+                "insert into definitions (name, version, sha256, source, parsed, tenant)"
+                " values ($1, $2, $3, $4, $5, $6)"
                 " on conflict (name, version) do nothing returning sha256",
                 name,
                 version,
                 sha256,
                 source,
                 normalise(definition),
+                tenant,
             )
             if inserted is not None:
                 return "registered"
@@ -334,12 +351,15 @@ class Store:
             next_version=next_version(row["version"] for row in versions),
         )
 
-    async def definitions(self) -> list[dict[str, Any]]:
-        """Every registered version: `name`, `version`, `sha256`, `registered_at`,
-        `description`; by name, the highest version of each first."""
+    async def definitions(self, *, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Every registered version (of *tenant*, if given): `name`, `version`,
+        `sha256`, `registered_at`, `description`, `tenant`; by name, the highest
+        version of each first."""
         rows = await self.pool.fetch(
-            "select name, version, sha256, registered_at, deprecated_at,"
+            "select name, version, sha256, registered_at, deprecated_at, tenant,"
             " parsed->>'description' as description from definitions"
+            " where ($1::text is null or tenant = $1)",
+            tenant,
         )
         found = [dict(row) for row in rows]
         found.sort(key=lambda d: version_key(d["version"]), reverse=True)
@@ -434,20 +454,28 @@ class Store:
             await conn.executemany(_UPSERT_STEP, rows)
 
     async def runs(
-        self, *, status: str | None = None, definition: str | None = None, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        definition: str | None = None,
+        tenant: str | None = None,
+        limit: int = 50,
     ) -> list[dict[str, Any]]:
         """The latest runs first: `workflow_id`, `run_id`, `definition`, `version`,
-        `status`, `started_at`, `ended_at`; optionally only one status or definition."""
+        `status`, `started_at`, `ended_at`, `tenant`; optionally only one status,
+        definition or tenant."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         rows = await self.pool.fetch(
             f"select {_RUN_COLUMNS} from runs"
             " where ($1::text is null or status = $1) and ($2::text is null or definition = $2)"
+            " and ($4::text is null or tenant = $4)"
             " order by started_at desc nulls last, updated_at desc, workflow_id"
             " limit $3",
             status,
             definition,
             limit,
+            tenant,
         )
         return [dict(row) for row in rows]
 
@@ -528,6 +556,7 @@ def _run_row(run: RunRecord) -> tuple[Any, ...]:
         run.ended_at,
         run.updated_at,
         run.continued,
+        run.tenant,
     )
 
 

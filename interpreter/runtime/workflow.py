@@ -85,6 +85,7 @@ from interpreter.runtime.outcomes import (
     temporal_retry,
 )
 from interpreter.runtime.signals import SignalBuffer
+from interpreter.runtime.spans import Ended, describe_run, skipped_step_span, step_span
 from interpreter.runtime.steps import StepTypes
 from interpreter.runtime.work import DagWork, JoinWork, Work
 
@@ -99,6 +100,7 @@ PASSTHROUGH_MODULES = (
     "pydantic_core",
     "annotated_types",
     "networkx",
+    "opentelemetry",
     "json_logic",
     "jsonschema",
     "jsonschema_specifications",
@@ -309,6 +311,7 @@ class Interpreter(StepTypes, Mutexes):
         if self.invalid is not None:
             self._finish_run("FAILED")
             raise ApplicationError(self.invalid, type="InvalidDefinition", non_retryable=True)
+        describe_run(self.definition)
         # Runs started before the start gate replay without it (no slot waits, and pause
         # did not hold foreach items, branches or batches).
         self.gated = workflow.patched(START_GATE)
@@ -737,6 +740,7 @@ class Interpreter(StepTypes, Mutexes):
                 skip = False  # evaluated again in _run_step, where it fails the step
         if skip:
             self._record(step, frame, "skipped")
+            skipped_step_span(self.definition, step, step.id + frame.suffix)
         return skip
 
     async def _run_step(self, step: Step, frame: Frame, *, deferrable: bool = False) -> Outcome:
@@ -746,8 +750,21 @@ class Interpreter(StepTypes, Mutexes):
         and shows `pending` until it has one; a *deferrable* (top-level) one may be
         deferred there instead, when the run continues as new.
         """
-        culprit: Step = step
         key = step.id + frame.suffix
+        with step_span(self.definition, step, key, functools.partial(self._ended, key)):
+            return await self._run_step_traced(step, frame, key, deferrable)
+
+    def _ended(self, key: str) -> Ended:
+        state = self.progress.steps.get(key)
+        if state is None:
+            return "skipped", None
+        message = (state.error or {}).get("message")
+        return state.status, str(message) if message is not None else None
+
+    async def _run_step_traced(
+        self, step: Step, frame: Frame, key: str, deferrable: bool
+    ) -> Outcome:
+        culprit: Step = step
         try:
             async with self._admission(step, deferrable):
                 if self.breaks is not None:

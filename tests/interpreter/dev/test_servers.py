@@ -124,6 +124,8 @@ def test_search_attribute_flags() -> None:
         "DslName=Keyword",
         "--search-attribute",
         "DslVersion=Keyword",
+        "--search-attribute",
+        "DslTenant=Keyword",
     ]
 
 

@@ -421,6 +421,7 @@ async def test_runs_filters_and_order(store: Store) -> None:
         "status",
         "started_at",
         "ended_at",
+        "tenant",
     }
     with pytest.raises(ValueError, match="at least 1"):
         await store.runs(limit=0)
