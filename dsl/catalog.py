@@ -21,15 +21,30 @@ from dsl.models import Definition
 
 __all__ = [
     "DEFINITION_SUFFIXES",
+    "TEST_FILE_SUFFIXES",
     "Catalog",
     "CatalogEntry",
     "ChainedCatalog",
     "DirectoryCatalog",
     "MemoryCatalog",
+    "is_definition_file",
     "version_key",
 ]
 
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
+TEST_FILE_SUFFIXES = (".test.yaml", ".test.yml")
+"""`tdsl test` files (`dsl.testfiles`), which sit beside definitions but are none."""
+
+
+def is_definition_file(path: Path) -> bool:
+    """A file a directory of definitions holds as a definition (its tests are not)."""
+    return (
+        path.suffix in DEFINITION_SUFFIXES
+        and not path.name.endswith(TEST_FILE_SUFFIXES)
+        and path.is_file()
+    )
+
+
 _SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?")
 
 
@@ -106,7 +121,7 @@ class DirectoryCatalog:
             self._index = MemoryCatalog()
             for directory in self.directories:
                 for path in sorted(directory.glob("*")):
-                    if path.suffix in DEFINITION_SUFFIXES and path.is_file():
+                    if is_definition_file(path):
                         self._add(path, self._index)
         return self._index
 

@@ -52,11 +52,11 @@ from dsl.bundle import (
     subworkflow_steps,
 )
 from dsl.catalog import (
-    DEFINITION_SUFFIXES,
     Catalog,
     CatalogEntry,
     ChainedCatalog,
     MemoryCatalog,
+    is_definition_file,
     version_key,
 )
 from dsl.checked import check_definition, remember_checked
@@ -244,7 +244,7 @@ class DefinitionLibrary:
             for directory in self.directories
             if directory.is_dir()
             for path in directory.iterdir()
-            if path.suffix in DEFINITION_SUFFIXES and path.is_file()
+            if is_definition_file(path)
         )
         stats = [(p, p.stat()) for p in files]
         signature = tuple((str(p), st.st_mtime_ns, st.st_size) for p, st in stats)

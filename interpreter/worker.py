@@ -34,6 +34,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.builtin import BuiltinActivities
 from activities.http_guard import HttpAllowList
 from activities.registry import (
+    activity_name,
     activity_names,
     default_activities,
     load_activities,
@@ -117,19 +118,23 @@ def workflow_runner(sandboxed: bool = True) -> WorkflowRunner:
 
 
 def _activities(
-    builtin: BuiltinActivities, activity_modules: Sequence[str], library: DefinitionLibrary
+    builtin: BuiltinActivities,
+    activity_modules: Sequence[str],
+    library: DefinitionLibrary,
+    overrides: Sequence[Callable[..., Any]] = (),
 ) -> list[Callable[..., Any]]:
     try:
         extra = load_activities(activity_modules)
     except NotFoundError as exc:  # a bad --activities value is a usage mistake
         raise InputError(str(exc)) from None
-    return with_unknown_action_guard(
-        merge_activities(
-            default_activities(builtin),
-            [cancel_run, take_break, request_mutex, watch_holder, library.resolve],
-            extra,
-        )
+    replaced = set(activity_names(overrides))
+    merged = merge_activities(
+        default_activities(builtin),
+        [cancel_run, take_break, request_mutex, watch_holder, library.resolve],
+        extra,
     )
+    kept = [fn for fn in merged if activity_name(fn) not in replaced]
+    return with_unknown_action_guard([*kept, *overrides])
 
 
 def build_worker(
@@ -143,8 +148,11 @@ def build_worker(
     sandboxed: bool | None = None,
     definitions: Sequence[str | Path] = (),
     database_url: str | None = None,
+    overrides: Sequence[Callable[..., Any]] = (),
 ) -> Worker:
     """A worker for the interpreter and every activity; not started yet.
+
+    *overrides* replace the activities of the same names (`tdsl test`'s mocks).
 
     Every definition in *definitions* (directories) and in the registry at
     *database_url* (else `DATABASE_URL`) is a workflow type it runs
@@ -178,7 +186,9 @@ def build_worker(
             *([PayloadLimitInterceptor(codec)] if codec is not None else []),
         ],
         workflows=list(WORKFLOWS),
-        activities=_activities(builtin or BuiltinActivities(), activity_modules, library),
+        activities=_activities(
+            builtin or BuiltinActivities(), activity_modules, library, overrides
+        ),
         workflow_runner=workflow_runner(sandbox_from_env() if sandboxed is None else sandboxed),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=graceful_shutdown_timeout,

@@ -30,7 +30,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from dsl.catalog import DEFINITION_SUFFIXES
+from dsl.catalog import is_definition_file
 from dsl.errors import ConfigurationError, DefinitionError, DslError
 from interpreter.client.control import signal_run
 from interpreter.client.status import FINAL_STATUSES, ui_link, wait_for_run
@@ -97,11 +97,7 @@ def load_plan(file: Path) -> DemoPlan:
 
 
 def definition_files(directory: Path) -> list[Path]:
-    return sorted(
-        path
-        for path in directory.iterdir()
-        if path.is_file() and path.suffix in DEFINITION_SUFFIXES
-    )
+    return sorted(path for path in directory.iterdir() if is_definition_file(path))
 
 
 @dataclass

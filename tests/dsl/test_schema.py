@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
+from dsl.catalog import is_definition_file
 from dsl.loader import load_file
 from dsl.schema import json_schema, schema_text
 
@@ -24,9 +25,7 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 def test_every_example_passes_the_schema_too() -> None:
     validator = Draft202012Validator(json.loads(COMMITTED.read_text()))
-    for file in sorted(
-        p for p in (ROOT / "definitions").iterdir() if p.suffix in (".yaml", ".json")
-    ):
+    for file in sorted(p for p in (ROOT / "definitions").iterdir() if is_definition_file(p)):
         errors = [e.message for e in validator.iter_errors(load_file(file).data)]
         assert errors == [], file.name
 

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from dsl.catalog import is_definition_file
 from dsl.errors import DefinitionError
 from dsl.models import RetryPolicy, TaskStep
 from dsl.validate import validate_data, validate_file, validate_text
@@ -192,9 +193,7 @@ def test_every_example_is_valid_with_the_shipped_activities() -> None:
     from activities.registry import activity_names, default_activities
 
     names = set(activity_names(default_activities(BuiltinActivities())))
-    files = sorted((ROOT / "definitions").glob("*.y*ml")) + sorted(
-        (ROOT / "definitions").glob("*.json")
-    )
+    files = sorted(p for p in (ROOT / "definitions").iterdir() if is_definition_file(p))
     assert len(files) >= 5
     types = set()
     for file in files:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dsl.catalog import is_definition_file
 from interpreter.cli import main
 from tests.support.cli import run_tdsl
 
@@ -21,7 +22,7 @@ def _tdsl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_validate_examples_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    files = [str(p) for p in sorted(EXAMPLES.iterdir()) if p.suffix in (".yaml", ".json")]
+    files = [str(p) for p in sorted(EXAMPLES.iterdir()) if is_definition_file(p)]
     assert main(["validate", *files, "--activities", "activities.examples"]) == 0
     out = capsys.readouterr().out
     assert out.count(": ok (") == len(files)

@@ -1,0 +1,277 @@
+"""Run definitions with mocked actions on Temporal's time-skipping test server.
+
+What `tdsl test` runs each case of a `*.test.yaml` with, and what a user's own test
+suite can use directly::
+
+    from interpreter.testing import DefinitionTester
+
+    async def test_big_orders_ship_by_freight():
+        async with DefinitionTester() as tester:
+            result = await tester.run(
+                "definitions/order-fulfilment.yaml",
+                input={"order_id": "A1", "total": 500},
+                mocks={"charge": [{"error": {"type": "CardDeclined"}}, {"output": {"ok": True}}]},
+            )
+        assert result.status == "COMPLETED"
+        assert result.steps["ship_freight"] == "completed"
+
+The real interpreter runs the definition (the worker `tdsl worker` runs, sandboxed), so
+what passes here passes there. Each run gets a worker of its own on a fresh task queue,
+with the built-in activities, the given activity modules and the mocks, which replace
+the activities of those names: each call of a mocked action (each retry attempt
+too) takes the next entry of its list, the last one repeating. Timers skip: a `wait:
+2h` or a signal sent `after: 2h` takes no real time; a run still waiting after
+*timeout* seconds of real time (a signal nobody sends) is terminated and reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from uuid import uuid4
+
+from temporalio import activity
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, TemporalError
+from temporalio.testing import WorkflowEnvironment
+
+from dsl.errors import DslError
+from dsl.testfiles import MockCall, SignalAt, TestCase, TestFile, first_difference
+from interpreter.client.status import failure_message, run_status, status_name
+from interpreter.client.submit import prepare_run, run_start
+
+__all__ = ["CaseOutcome", "DefinitionTester", "RunResult"]
+
+DEFAULT_TIMEOUT = 60.0
+"""Real seconds a run may take (timers skip, so only a run stuck on a signal gets near)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended, shaped like `tdsl run --json` (the error as type and message)."""
+
+    status: str
+    output: Any = None
+    error: dict[str, Any] | None = None
+    step_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workflow_id: str = ""
+
+    @property
+    def steps(self) -> dict[str, str]:
+        """Step id → status."""
+        return {key: state["status"] for key, state in self.step_states.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "steps": self.step_states,
+        }
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """One case of a test file: passed, or the first difference."""
+
+    name: str
+    difference: str | None
+    seconds: float
+    result: RunResult | None
+
+    @property
+    def passed(self) -> bool:
+        return self.difference is None
+
+
+def _mock(action: str, calls: Sequence[MockCall]) -> Callable[..., Any]:
+    """An activity named *action* answering each call with the next entry of *calls*."""
+    counter = itertools.count()
+
+    @activity.defn(name=action)
+    async def mocked(parameters: Any = None) -> Any:
+        call = calls[min(next(counter), len(calls) - 1)]
+        if call.error is not None:
+            raise ApplicationError(
+                call.error.message, type=call.error.type, non_retryable=call.error.non_retryable
+            )
+        return call.output
+
+    return mocked
+
+
+def _calls(mocks: Mapping[str, Any]) -> dict[str, list[MockCall]]:
+    return {
+        action: [c if isinstance(c, MockCall) else MockCall.model_validate(c) for c in calls]
+        for action, given in mocks.items()
+        for calls in [given if isinstance(given, list) else [given]]
+    }
+
+
+class DefinitionTester:
+    """A time-skipping test server (started here unless *env* is given) and the worker
+    settings each run gets."""
+
+    def __init__(
+        self,
+        env: WorkflowEnvironment | None = None,
+        *,
+        activity_modules: Sequence[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._given = env
+        self._env = env
+        self.activity_modules = tuple(activity_modules)
+        self.timeout = timeout
+
+    async def __aenter__(self) -> Self:
+        if self._env is None:
+            from interpreter.dev.servers import start_time_skipping_env
+
+            self._env = await start_time_skipping_env()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._given is None and self._env is not None:
+            await self._env.shutdown()
+            self._env = None
+
+    @property
+    def env(self) -> WorkflowEnvironment:
+        if self._env is None:
+            raise RuntimeError("use DefinitionTester in `async with`")
+        return self._env
+
+    async def run(
+        self,
+        definition: str | Path,
+        input: Mapping[str, Any] | None = None,
+        *,
+        mocks: Mapping[str, Any] | None = None,
+        signals: Sequence[SignalAt | Mapping[str, Any]] = (),
+    ) -> RunResult:
+        """Run the definition file with *input*, *mocks* (action → one call, or a list
+        of calls: `{"output": ...}` or `{"error": {"type", "message", "non_retryable"}}`)
+        and *signals* (`{"name", "payload", "after"}`), until it ends."""
+        run_input, _ = prepare_run(definition, input_value=dict(input or {}), catalog=None)
+        sends = sorted(
+            (s if isinstance(s, SignalAt) else SignalAt.model_validate(s) for s in signals),
+            key=lambda s: s.after,
+        )
+        overrides = [_mock(action, calls) for action, calls in _calls(mocks or {}).items()]
+        task_queue = f"tdsl-test-{uuid4()}"
+        async with self._worker(task_queue, overrides):
+            start = run_start(run_input, stored=False, searchable=False)
+            handle = await self.env.client.start_workflow(
+                start.workflow_type,
+                args=start.args,
+                memo=start.memo,
+                id=f"test-{run_input.definition['name']}-{uuid4().hex[:8]}",
+                task_queue=task_queue,
+            )
+            return await self._finish(handle, sends)
+
+    @contextlib.asynccontextmanager
+    async def _worker(
+        self, task_queue: str, overrides: Sequence[Callable[..., Any]]
+    ) -> AsyncIterator[None]:
+        from activities.builtin import BuiltinActivities
+        from interpreter.worker import build_worker
+
+        builtin = BuiltinActivities()
+        try:
+            async with build_worker(
+                self.env.client,
+                task_queue=task_queue,
+                activity_modules=self.activity_modules,
+                builtin=builtin,
+                graceful_shutdown_timeout=timedelta(0),
+                sandboxed=True,
+                overrides=overrides,
+                database_url="",
+            ):
+                yield
+        finally:
+            await builtin.close()
+
+    async def _finish(self, handle: WorkflowHandle[Any, Any], sends: list[SignalAt]) -> RunResult:
+        async def signalled() -> None:
+            waited = timedelta(0)
+            for send in sends:
+                if send.after > waited:
+                    await self.env.sleep(send.after - waited)
+                    waited = send.after
+                await handle.signal(send.name, send.payload)
+
+        sender = asyncio.ensure_future(signalled())
+        try:
+            output: Any = None
+            error: dict[str, Any] | None = None
+            try:
+                output = await asyncio.wait_for(handle.result(), self.timeout)
+            except WorkflowFailureError as failure:
+                error = _error(failure)
+            except TimeoutError:
+                await handle.terminate("tdsl test: the run did not end in time")
+                error = {
+                    "type": "TestTimeout",
+                    "message": f"the run did not end within {self.timeout:g} s of real time "
+                    "(waiting for a signal the case does not send?)",
+                }
+            status = status_name((await handle.describe()).status)
+            return RunResult(
+                status=status,
+                output=output,
+                error=error,
+                step_states=await _steps(handle),
+                workflow_id=handle.id,
+            )
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TemporalError):
+                await sender
+
+    async def run_case(self, test_file: TestFile, case: TestCase) -> CaseOutcome:
+        """One case: the run, and the first way it differs from what the case expects."""
+        started = time.monotonic()
+        result = await self.run(
+            test_file.definition_path,
+            case.input,
+            mocks=case.mocks,
+            signals=case.signals,
+        )
+        difference = first_difference(case, result.to_json())
+        return CaseOutcome(case.name, difference, time.monotonic() - started, result)
+
+
+def _error(failure: WorkflowFailureError) -> dict[str, Any]:
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        error: dict[str, Any] = {"type": cause.type or "Error", "message": cause.message}
+        details = cause.details[0] if cause.details else None
+        if isinstance(details, dict) and "step" in details:
+            error["step"] = details["step"]
+        return error
+    return {"type": type(cause or failure).__name__, "message": failure_message(failure)}
+
+
+async def _steps(handle: WorkflowHandle[Any, Any]) -> dict[str, dict[str, Any]]:
+    """Step states as `tdsl status --json` has them (attempts from the history)."""
+    try:
+        status = await run_status(handle)
+    except (TemporalError, DslError):
+        return {}
+    return {key: dict(state) for key, state in status["steps"].items()}
