@@ -18,10 +18,19 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 
 from dsl.catalog import Catalog, ChainedCatalog, DirectoryCatalog
+from dsl.cron import cron_problem, interval_problem
 from dsl.errors import DefinitionError, Problem
 from dsl.graph import WorkflowGraph, build_graph, suggest
 from dsl.loader import LoadedDocument, SourceMap, load_file, load_text, paused_gc
-from dsl.models import STEP_TYPES, Definition, Model, SubworkflowStep, TaskStep, spellings
+from dsl.models import (
+    STEP_TYPES,
+    Definition,
+    Model,
+    ScheduleTrigger,
+    SubworkflowStep,
+    TaskStep,
+    spellings,
+)
 from dsl.policies import POLICIES
 from dsl.references import check_references
 from dsl.values import JsonPath
@@ -151,6 +160,7 @@ def _outside_problems(
                 ("policies", index),
                 f"unknown policy {policy!r}{suggest(policy, list(POLICIES))} (known: {known})",
             )
+    yield from _trigger_problems(definition)
     if catalog is None and activities is None:
         return  # nothing below can find a problem
     for step in graph.all_steps():
@@ -178,6 +188,23 @@ def _outside_problems(
                     (*path, "compensate", "action"),
                     f"no worker registers activity {step.compensate.action!r}{suggest(step.compensate.action, registered)}",
                 )
+
+
+def _trigger_problems(definition: Definition) -> Iterator[Problem]:
+    """Schedules the server would refuse at `tdsl deploy`, found at `validate` instead."""
+    for index, trigger in enumerate(definition.triggers):
+        if not isinstance(trigger, ScheduleTrigger):
+            continue
+        schedule = trigger.schedule
+        if schedule.cron is not None:
+            problem = cron_problem(schedule.cron)
+            key = "cron"
+        else:
+            assert schedule.interval is not None
+            problem = interval_problem(schedule.interval)
+            key = "interval"
+        if problem is not None:
+            yield Problem(("triggers", index, "schedule", key), problem)
 
 
 # --------------------------------------------------------------------------- pydantic
