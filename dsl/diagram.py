@@ -126,27 +126,39 @@ class _Mermaid:
             step = scope.steps[step_id]
             nested = _nested_scopes(self.graph, step)
             if nested:
-                out.append(f'{indent}subgraph {step_id}["{_mermaid_text(_label(step))}"]')
+                node = _mermaid_id("s", step_id)
+                out.append(f'{indent}subgraph {node}["{_mermaid_text(_label(step))}"]')
                 for key, title in nested:
                     inner = self.graph.scopes[key]
-                    out.append(f'{indent}  subgraph {_mermaid_id(key)}["{_mermaid_text(title)}"]')
+                    out.append(
+                        f'{indent}  subgraph {_mermaid_id("g", key)}["{_mermaid_text(title)}"]'
+                    )
                     out += self.scope(inner, indent + "    ")
                     out.append(f"{indent}  end")
                 out.append(f"{indent}end")
             else:
-                out.append(f"{indent}{step_id}{_mermaid_shape(step)}")
+                out.append(f"{indent}{_mermaid_id('s', step_id)}{_mermaid_shape(step)}")
         for source, target, _kind, label in _edges(scope):
             arrow = f'-->|"{_mermaid_text(label)}"|' if label else "-->"
-            out.append(f"{indent}{source} {arrow} {target}")
+            out.append(f"{indent}{_mermaid_id('s', source)} {arrow} {_mermaid_id('s', target)}")
         return out
 
 
-def _mermaid_id(key: str) -> str:
-    return key.replace("/", "__").replace("-", "_").replace("#", "_")
+def _mermaid_id(prefix: str, key: str) -> str:
+    """A Mermaid node id for a step id or scope key that no Mermaid word or edge syntax
+    can be confused with (`end`, `graph`, `x--y` are legal step ids): letters and digits
+    kept, `_` doubled, anything else `_` and its hex code, after a prefix — one id per
+    key, never two keys on one id."""
+    encoded = "".join(
+        c if c.isascii() and c.isalnum() else "__" if c == "_" else f"_{ord(c):x}_" for c in key
+    )
+    return f"{prefix}_{encoded}"
 
 
 def _mermaid_text(text: str) -> str:
-    return text.replace('"', "#quot;").replace("\n", "<br/>")
+    """A label inside double quotes: quotes and the entity sign as entities, new lines
+    as breaks."""
+    return text.replace("#", "#35;").replace('"', "#quot;").replace("\n", "<br/>")
 
 
 def _mermaid_shape(step: Step) -> str:
@@ -167,7 +179,7 @@ class _Dot:
         self.graph = graph
 
     def lines(self) -> list[str]:
-        name = json.dumps(f"{self.graph.definition.name} {self.graph.definition.version}")
+        name = _quoted(f"{self.graph.definition.name} {self.graph.definition.version}")
         out = [
             f"digraph {name} {{",
             "  rankdir=TB;",
@@ -197,21 +209,26 @@ class _Dot:
                 "succeed": "doublecircle",
             }.get(step.type, "box")
             out.append(
-                f"{indent}{json.dumps(step_id)} [label={json.dumps(_label(step))}, shape={shape}];"
+                f"{indent}{_quoted(step_id)} [label={_quoted(_label(step))}, shape={shape}];"
             )
             for key, title in _nested_scopes(self.graph, step):
                 out += [
-                    f"{indent}subgraph {json.dumps('cluster_' + key)} {{",
-                    f"{indent}  label={json.dumps(title)};",
+                    f"{indent}subgraph {_quoted('cluster_' + key)} {{",
+                    f"{indent}  label={_quoted(title)};",
                 ]
                 out += self.scope(self.graph.scopes[key], indent + "  ")
                 first = self.graph.scopes[key].roots()
                 out.append(f"{indent}}}")
                 out += [
-                    f"{indent}{json.dumps(step_id)} -> {json.dumps(r)} [style=dotted];"
-                    for r in first
+                    f"{indent}{_quoted(step_id)} -> {_quoted(r)} [style=dotted];" for r in first
                 ]
         for source, target, _kind, label in _edges(scope):
-            attrs = f" [label={json.dumps(label)}]" if label else ""
-            out.append(f"{indent}{json.dumps(source)} -> {json.dumps(target)}{attrs};")
+            attrs = f" [label={_quoted(label)}]" if label else ""
+            out.append(f"{indent}{_quoted(source)} -> {_quoted(target)}{attrs};")
         return out
+
+
+def _quoted(text: str) -> str:
+    """A DOT quoted string (DOT reads JSON's escapes of quotes, backslashes and new
+    lines the same way; other characters are written as they are)."""
+    return json.dumps(text, ensure_ascii=False)

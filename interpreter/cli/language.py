@@ -17,6 +17,7 @@ from interpreter.cli.support import (
     activity_names_of,
     add_definition_options,
     print_diagnostics,
+    print_json,
 )
 
 if TYPE_CHECKING:
@@ -27,6 +28,12 @@ def register(commands: Any) -> None:
     """`validate`, `graph`, `schema`."""
     validate = commands.add_parser("validate", help="check definitions; one line per problem")
     validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON list on stdout, one object per problem (file, line, column, message)",
+    )
     add_definition_options(validate)
     validate.set_defaults(handler=_validate)
 
@@ -42,6 +49,8 @@ def register(commands: Any) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     names = activity_names_of(args.activities)
+    as_json = args.format == "json"
+    problems: list[dict[str, Any]] = []
     failed = False
     for file in args.files:
         try:
@@ -50,11 +59,20 @@ def _validate(args: argparse.Namespace) -> int:
             )
         except DefinitionError as exc:
             failed = True
-            print_diagnostics(exc)
+            if as_json:
+                problems += [
+                    {"file": d.file, "line": d.line, "column": d.column, "message": d.message}
+                    for d in exc.diagnostics
+                ]
+            else:
+                print_diagnostics(exc)
             continue
-        definition = checked.definition
-        steps = sum(len(scope.steps) for scope in checked.graph.scopes.values())
-        print(f"{file}: ok ({definition.name} {definition.version}, {steps} steps)")
+        if not as_json:
+            definition = checked.definition
+            steps = sum(len(scope.steps) for scope in checked.graph.scopes.values())
+            print(f"{file}: ok ({definition.name} {definition.version}, {steps} steps)")
+    if as_json:
+        print_json(problems)
     return EXIT_FAILED if failed else EXIT_OK
 
 

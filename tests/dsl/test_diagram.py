@@ -14,11 +14,11 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "definitions" / "order-fulfilmen
 def test_mermaid_has_nodes_subgraphs_and_labelled_decisions() -> None:
     text = render_diagram(validate_file(EXAMPLE).graph, "mermaid")
     assert text.startswith("flowchart TD\n")
-    assert 'subgraph prepare["Reserve stock and charge<br/>parallel"]' in text
-    assert 'route{"Choose shipping<br/>decision"}' in text
-    assert 'route -->|"big_order"| ship_freight' in text
-    assert 'route -->|"default"| ship_parcel' in text
-    assert "validate --> prepare" in text
+    assert 'subgraph s_prepare["Reserve stock and charge<br/>parallel"]' in text
+    assert 's_route{"Choose shipping<br/>decision"}' in text
+    assert 's_route -->|"big_order"| s_ship__freight' in text
+    assert 's_route -->|"default"| s_ship__parcel' in text
+    assert "s_validate --> s_prepare" in text
 
 
 def test_dot_is_a_digraph_with_clusters() -> None:

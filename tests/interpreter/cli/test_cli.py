@@ -145,3 +145,24 @@ def test_run_refuses_bad_ids_and_inputs_before_connecting(
         assert err.startswith("tdsl: error: ")
         assert reason in err
         assert err.count("\n") == 1
+
+
+def test_validate_json_is_one_list_of_positioned_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps:\n  - id: a\n    actoin: echo\n")
+    good = EXAMPLES / "approval.yaml"
+    assert main(["validate", "--format", "json", str(bad), str(good)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert json.loads(captured.out) == [
+        {
+            "file": str(bad),
+            "line": 4,
+            "column": 5,
+            "message": "unknown key 'actoin' (did you mean 'action'?)",
+        }
+    ]
+    assert main(["validate", "--format", "json", str(good)]) == 0
+    assert json.loads(capsys.readouterr().out) == []
