@@ -32,14 +32,16 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from uuid import uuid4
 
 from temporalio import activity
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, TemporalError
 from temporalio.testing import WorkflowEnvironment
 
@@ -52,6 +54,9 @@ __all__ = ["CaseOutcome", "DefinitionTester", "RunResult"]
 
 DEFAULT_TIMEOUT = 60.0
 """Real seconds a run may take (timers skip, so only a run stuck on a signal gets near)."""
+
+_POLL = 0.02
+"""Real seconds between two looks at a run while signals wait for their time."""
 
 
 @dataclass(frozen=True)
@@ -208,41 +213,80 @@ class DefinitionTester:
             await builtin.close()
 
     async def _finish(self, handle: WorkflowHandle[Any, Any], sends: list[SignalAt]) -> RunResult:
-        async def signalled() -> None:
-            waited = timedelta(0)
-            for send in sends:
-                if send.after > waited:
-                    await self.env.sleep(send.after - waited)
-                    waited = send.after
-                await handle.signal(send.name, send.payload)
-
-        sender = asyncio.ensure_future(signalled())
+        output: Any = None
+        error: dict[str, Any] | None = None
         try:
-            output: Any = None
-            error: dict[str, Any] | None = None
+            output = await asyncio.wait_for(self._outcome(handle, sends), self.timeout)
+        except WorkflowFailureError as failure:
+            error = _error(failure)
+        except TimeoutError:
+            await handle.terminate("tdsl test: the run did not end in time")
+            error = {
+                "type": "TestTimeout",
+                "message": f"the run did not end within {self.timeout:g} s of real time "
+                "(waiting for a signal the case does not send?)",
+            }
+        status = status_name((await handle.describe()).status)
+        return RunResult(
+            status=status,
+            output=output,
+            error=error,
+            step_states=await _steps(handle),
+            workflow_id=handle.id,
+        )
+
+    async def _outcome(self, handle: WorkflowHandle[Any, Any], sends: list[SignalAt]) -> Any:
+        """The run's result; with *sends*, the clock only moves as `_send` drives it
+        until the last signal is out, so a signal `after: 2h` meets a run that has
+        done everything it would have done in two hours (a 1h timeout has fired)."""
+        if not sends:
+            return await handle.result()
+        with self.env.auto_time_skipping_disabled():  # the clock is ours while we send
+            result = asyncio.ensure_future(handle.result())
+            sender = asyncio.ensure_future(self._send(handle, sends))
             try:
-                output = await asyncio.wait_for(handle.result(), self.timeout)
-            except WorkflowFailureError as failure:
-                error = _error(failure)
-            except TimeoutError:
-                await handle.terminate("tdsl test: the run did not end in time")
-                error = {
-                    "type": "TestTimeout",
-                    "message": f"the run did not end within {self.timeout:g} s of real time "
-                    "(waiting for a signal the case does not send?)",
-                }
-            status = status_name((await handle.describe()).status)
-            return RunResult(
-                status=status,
-                output=output,
-                error=error,
-                step_states=await _steps(handle),
-                workflow_id=handle.id,
-            )
-        finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TemporalError):
-                await sender
+                await asyncio.wait({result, sender}, return_when=asyncio.FIRST_COMPLETED)
+                if not result.done():
+                    await sender
+                    service = self.env.client.test_service
+                    await service.unlock_time_skipping(UnlockTimeSkippingRequest())
+                    try:
+                        return await result
+                    finally:
+                        await service.lock_time_skipping(LockTimeSkippingRequest())
+                return result.result()
+            finally:
+                for task in (result, sender):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, TemporalError):
+                        await task
+
+    async def _send(self, handle: WorkflowHandle[Any, Any], sends: list[SignalAt]) -> None:
+        """Each signal once the run has been going for its `after` on the test server's
+        clock: time skips to the run's next timer (or the signal) only while nothing
+        else can happen, it passes at real speed while an activity runs, and a signal
+        waits until the run has handled what came before it."""
+        started = (await handle.describe()).start_time
+        for send in sends:
+            target = started + send.after
+            while True:
+                pending = await _pending(self.env, handle)
+                if pending is None:
+                    return  # the run ended: the rest of the signals come too late to matter
+                now = await self.env.get_current_time()
+                if pending.workflow_task:
+                    await asyncio.sleep(_POLL)  # the run has not handled what happened yet
+                elif now >= target:
+                    break
+                elif pending.activities:
+                    await asyncio.sleep(min(_POLL * 5, (target - now).total_seconds()))
+                else:
+                    due = min([target, *pending.timers])
+                    if due > now:
+                        await self.env.sleep(due - now)
+                    else:
+                        await asyncio.sleep(_POLL)  # a timer is firing
+            await handle.signal(send.name, send.payload)
 
     async def run_case(self, test_file: TestFile, case: TestCase) -> CaseOutcome:
         """One case: the run, and the first way it differs from what the case expects."""
@@ -275,3 +319,65 @@ async def _steps(handle: WorkflowHandle[Any, Any]) -> dict[str, dict[str, Any]]:
     except (TemporalError, DslError):
         return {}
     return {key: dict(state) for key, state in status["steps"].items()}
+
+
+@dataclass
+class _Pending:
+    """What a run (its children included) still has to do before time can skip."""
+
+    workflow_task: bool = False
+    activities: bool = False
+    timers: list[datetime] = field(default_factory=list)
+
+
+_ACTIVITY_ENDS = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}
+_WORKFLOW_TASK_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED: True,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED: True,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED: False,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED: True,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT: True,
+}
+
+
+async def _pending(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> _Pending | None:
+    """From the history: a workflow task not yet completed, activities scheduled and
+    not ended (running, or waiting for their next attempt), timers not fired, of the
+    run and of its running children; None once the run has ended."""
+    description = await handle.describe()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    pending = _Pending()
+    activities: set[int] = set()
+    timers: dict[int, datetime] = {}
+    async for event in handle.fetch_history_events():
+        kind = event.event_type
+        if kind in _WORKFLOW_TASK_EVENTS:
+            pending.workflow_task = _WORKFLOW_TASK_EVENTS[kind]
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            activities.add(event.event_id)
+        elif kind in _ACTIVITY_ENDS:
+            activities.discard(getattr(event, _ACTIVITY_ENDS[kind]).scheduled_event_id)
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            fire = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+            timers[event.event_id] = event.event_time.ToDatetime(tzinfo=UTC) + fire
+        elif kind == EventType.EVENT_TYPE_TIMER_FIRED:
+            timers.pop(event.timer_fired_event_attributes.started_event_id, None)
+        elif kind == EventType.EVENT_TYPE_TIMER_CANCELED:
+            timers.pop(event.timer_canceled_event_attributes.started_event_id, None)
+    pending.activities = bool(activities)
+    pending.timers = list(timers.values())
+    for child in description.raw_description.pending_children:
+        inner = await _pending(
+            env, env.client.get_workflow_handle(child.workflow_id, run_id=child.run_id or None)
+        )
+        if inner is not None:
+            pending.workflow_task |= inner.workflow_task
+            pending.activities |= inner.activities
+            pending.timers += inner.timers
+    return pending

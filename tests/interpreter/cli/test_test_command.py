@@ -107,3 +107,43 @@ async def test_a_users_own_pytest_suite(time_env: WorkflowEnvironment) -> None:
     assert result.steps["ship_freight"] == "completed"
     assert result.step_states["validate"]["attempts"] == 2
     assert result.output["freight"] == "completed"
+
+
+ANSWER = """\
+name: answer-in-time
+steps:
+  - {id: ask, action: log, parameters: {message: answer within the hour}}
+  - {id: answer, type: signal, signal: approval, timeout: 1h, dependencies: [ask]}
+"""
+
+
+@pytest.mark.parametrize(("after", "status"), [("59m", "COMPLETED"), ("2h", "FAILED")])
+async def test_a_signal_after_the_timeout_comes_too_late(
+    time_env: WorkflowEnvironment, tmp_path: Path, after: str, status: str
+) -> None:
+    """The clock skips only as far as the run has got: a signal `after: 2h` meets a
+    run whose 1h timeout has fired (it used to be sent before the step even waited,
+    and be taken)."""
+    (tmp_path / "answer.yaml").write_text(ANSWER)
+    async with DefinitionTester(time_env, timeout=30) as tester:
+        result = await tester.run(
+            tmp_path / "answer.yaml",
+            signals=[{"name": "approval", "payload": {"ok": True}, "after": after}],
+        )
+    assert result.status == status, result
+    assert result.steps["answer"] == ("completed" if status == "COMPLETED" else "failed")
+
+
+async def test_a_signal_reaches_a_running_activity(time_env: WorkflowEnvironment) -> None:
+    """While an activity runs the clock passes at real speed, so `cancel_step` after 1s
+    finds the slow step running (it used to be sent before it started, and be lost)."""
+    started = time.monotonic()
+    async with DefinitionTester(time_env, timeout=30) as tester:
+        result = await tester.run(
+            ROOT / "definitions/best-effort-enrichment.yaml",
+            {"order_id": "B1"},
+            signals=[{"name": "cancel_step", "payload": {"step": "enrich"}, "after": "1s"}],
+        )
+    assert result.status == "COMPLETED", result
+    assert result.steps == {"load": "completed", "enrich": "cancelled", "ship": "completed"}
+    assert time.monotonic() - started < 20
