@@ -7,7 +7,7 @@ subgraphs/clusters inside the step that owns them, so the picture matches what r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from dsl.graph import (
@@ -21,22 +21,37 @@ from dsl.graph import (
 )
 from dsl.models import DecisionStep, ForeachStep, LoopStep, ParallelStep, Step, TaskStep
 
-__all__ = ["FORMATS", "render_diagram", "to_json"]
+__all__ = ["FORMATS", "STATE_COLOURS", "render_diagram", "to_json"]
 
 Format = Literal["mermaid", "dot", "json"]
 FORMATS: tuple[Format, ...] = ("mermaid", "dot", "json")
 
 
-def render_diagram(graph: WorkflowGraph, fmt: Format = "mermaid") -> str:
-    """The graph in one of `FORMATS`."""
+STATE_COLOURS = {
+    "pending": ("#f4f4f5", "#a1a1aa"),
+    "waiting": ("#e0f2fe", "#0284c7"),
+    "running": ("#fef9c3", "#ca8a04"),
+    "completed": ("#dcfce7", "#16a34a"),
+    "skipped": ("#f4f4f5", "#71717a"),
+    "failed": ("#fee2e2", "#dc2626"),
+    "cancelled": ("#f3e8ff", "#9333ea"),
+}
+"""Step state → (fill, stroke): `tdsl graph --run ID` colours each step by its state."""
+
+
+def render_diagram(
+    graph: WorkflowGraph, fmt: Format = "mermaid", states: Mapping[str, str] | None = None
+) -> str:
+    """The graph in one of `FORMATS`; with *states* (step id → state, as in a run's
+    status), each step coloured (and, in JSON, given its `status`)."""
     if fmt == "mermaid":
-        return "\n".join(_Mermaid(graph).lines()) + "\n"
+        return "\n".join(_Mermaid(graph, states or {}).lines()) + "\n"
     if fmt == "dot":
-        return "\n".join(_Dot(graph).lines()) + "\n"
-    return json.dumps(to_json(graph), indent=2) + "\n"
+        return "\n".join(_Dot(graph, states or {}).lines()) + "\n"
+    return json.dumps(to_json(graph, states), indent=2) + "\n"
 
 
-def to_json(graph: WorkflowGraph) -> dict[str, Any]:
+def to_json(graph: WorkflowGraph, states: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Nodes and edges as plain data, for tools that draw their own pictures."""
     nodes = []
     edges = []
@@ -53,6 +68,8 @@ def to_json(graph: WorkflowGraph) -> dict[str, Any]:
                 node["action"] = step.action
             if scope.parent is not None:
                 node["parent"] = scope.parent
+            if states is not None:
+                node["status"] = states.get(step_id, "pending")
             nodes.append(node)
         for source, target, kind, label in _edges(scope):
             edge = {"from": source, "to": target, "kind": kind}
@@ -108,8 +125,9 @@ def _label(step: Step) -> str:
 
 
 class _Mermaid:
-    def __init__(self, graph: WorkflowGraph) -> None:
+    def __init__(self, graph: WorkflowGraph, states: Mapping[str, str]) -> None:
         self.graph = graph
+        self.states = states
 
     def lines(self) -> list[str]:
         out = ["flowchart TD"]
@@ -118,6 +136,23 @@ class _Mermaid:
             out.append('  subgraph on_failure["on failure"]')
             out += self.scope(self.graph.scopes[ON_FAILURE], "    ")
             out.append("  end")
+        if self.states:
+            out += self.colours()
+        return out
+
+    def colours(self) -> list[str]:
+        """One class per state, and each step in its state's class."""
+        by_state: dict[str, list[str]] = {}
+        for step_id in self.graph.scope_of:
+            state = self.states.get(step_id, "pending")
+            by_state.setdefault(state if state in STATE_COLOURS else "pending", []).append(
+                _mermaid_id("s", step_id)
+            )
+        out = []
+        for state, nodes in by_state.items():
+            fill, stroke = STATE_COLOURS[state]
+            out.append(f"  classDef {state} fill:{fill},stroke:{stroke},stroke-width:2px")
+            out.append(f"  class {','.join(nodes)} {state}")
         return out
 
     def scope(self, scope: Scope, indent: str) -> list[str]:
@@ -175,8 +210,9 @@ def _mermaid_shape(step: Step) -> str:
 
 
 class _Dot:
-    def __init__(self, graph: WorkflowGraph) -> None:
+    def __init__(self, graph: WorkflowGraph, states: Mapping[str, str]) -> None:
         self.graph = graph
+        self.states = states
 
     def lines(self) -> list[str]:
         name = _quoted(f"{self.graph.definition.name} {self.graph.definition.version}")
@@ -208,8 +244,13 @@ class _Dot:
                 "fail": "octagon",
                 "succeed": "doublecircle",
             }.get(step.type, "box")
+            colour = ""
+            if self.states:
+                state = self.states.get(step_id, "pending")
+                fill, stroke = STATE_COLOURS.get(state, STATE_COLOURS["pending"])
+                colour = f', style="rounded,filled", fillcolor="{fill}", color="{stroke}"'
             out.append(
-                f"{indent}{_quoted(step_id)} [label={_quoted(_label(step))}, shape={shape}];"
+                f"{indent}{_quoted(step_id)} [label={_quoted(_label(step))}, shape={shape}{colour}];"
             )
             for key, title in _nested_scopes(self.graph, step):
                 out += [

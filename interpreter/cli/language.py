@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from dsl.catalog import Catalog
 from dsl.diagram import FORMATS, render_diagram
-from dsl.errors import DefinitionError
+from dsl.errors import DefinitionError, InputError
 from dsl.schema import schema_text
 from dsl.validate import validate_file
 from interpreter.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
     activity_names_of,
+    add_connection_options,
     add_definition_options,
+    client_for,
     print_diagnostics,
     print_json,
 )
@@ -40,8 +42,12 @@ def register(commands: Any) -> None:
     graph = commands.add_parser("graph", help="print a definition's DAG")
     graph.add_argument("file", metavar="FILE")
     graph.add_argument("--format", choices=FORMATS, default="mermaid")
+    graph.add_argument(
+        "--run", metavar="ID", help="colour each step by its state in this run (workflow id)"
+    )
     add_definition_options(graph)
-    graph.set_defaults(handler=_graph)
+    add_connection_options(graph)
+    graph.set_defaults(handler=_graph, uses_temporal=True)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the language")
     schema.set_defaults(handler=_schema)
@@ -83,15 +89,31 @@ def _registry() -> Catalog | None:
     return registry_catalog()
 
 
-def _graph(args: argparse.Namespace) -> int:
+async def _graph(args: argparse.Namespace) -> int:
     checked = validate_file(
         args.file,
         definitions=args.definitions,
         catalog=_registry(),
         activities=activity_names_of(args.activities),
     )
-    sys.stdout.write(render_diagram(checked.graph, args.format))
+    states = await _run_states(args, checked.definition.name) if args.run else None
+    sys.stdout.write(render_diagram(checked.graph, args.format, states))
     return EXIT_OK
+
+
+async def _run_states(args: argparse.Namespace, name: str) -> dict[str, str]:
+    """Step id → state in run *args.run*, which must run the definition drawn."""
+    from interpreter.client.status import run_status
+    from interpreter.contract import MEMO_NAME
+
+    client = await client_for(args)
+    handle = client.get_workflow_handle(args.run)
+    status = await run_status(handle)  # NotFoundError for an unknown id
+    memo = await (await handle.describe()).memo()
+    runs = memo.get(MEMO_NAME)
+    if runs is not None and runs != name:
+        raise InputError(f"run {args.run!r} runs definition {runs!r}, not {name!r}")
+    return {key: str(state["status"]) for key, state in status["steps"].items()}
 
 
 def _schema(args: argparse.Namespace) -> int:

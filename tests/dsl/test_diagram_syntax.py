@@ -10,11 +10,12 @@ import string
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydot
 import pytest
 
-from dsl.diagram import render_diagram
+from dsl.diagram import STATE_COLOURS, render_diagram
 from dsl.validate import validate_text
 from tests.support.cli import ROOT
 
@@ -160,8 +161,27 @@ def _mermaid_errors(directory: Path, texts: list[str]) -> list[str | None]:
     return errors
 
 
+def _states(graph: Any) -> dict[str, str]:
+    """A state for every step but the last, round robin (the last stays pending)."""
+    states = list(STATE_COLOURS)
+    return {step: states[i % len(states)] for i, step in enumerate(list(graph.scope_of)[:-1])}
+
+
+@pytest.mark.parametrize("index", [0, 1, 5])
+def test_a_coloured_dot_parses_with_each_steps_colour(index: int) -> None:
+    graph = GRAPHS[index]
+    states = _states(graph)
+    text = render_diagram(graph, "dot", states)
+    parsed = pydot.graph_from_dot_data(text)
+    assert parsed, text
+    state = next(iter(states.values()))
+    assert f'fillcolor="{STATE_COLOURS[state][0]}"' in text
+    assert json.loads(render_diagram(graph, "json", states))["nodes"][0]["status"] == state
+
+
 def test_mermaid_parses_with_mermaids_own_parser(mermaid: Path) -> None:
     texts = [render_diagram(graph, "mermaid") for graph in GRAPHS]
+    texts += [render_diagram(graph, "mermaid", _states(graph)) for graph in GRAPHS[:5]]
     errors = _mermaid_errors(mermaid, texts)
     failed = [(text, error) for text, error in zip(texts, errors, strict=True) if error]
     assert failed == []

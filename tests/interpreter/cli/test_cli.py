@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,3 +168,40 @@ def test_validate_json_is_one_list_of_positioned_problems(
     ]
     assert main(["validate", "--format", "json", str(good)]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.integration
+async def test_graph_colours_each_step_by_its_state_in_a_run(
+    client: Any, worker: str, tmp_path: Path
+) -> None:
+    from tests.support.cli import tdsl_env
+    from tests.support.runs import start
+
+    definition = tmp_path / "coloured.yaml"
+    definition.write_text(
+        "name: coloured\nsteps:\n"
+        "  - {id: one, action: echo}\n"
+        "  - {id: two, type: set, values: {x: 1}, when: false}\n"
+        "  - {id: three, action: fail, dependencies: [one], parameters: {message: no},"
+        " retry_policy: {maximum_attempts: 1}}\n"
+    )
+    handle = await start(client, worker, definition)
+    with pytest.raises(Exception, match="failed"):
+        await handle.result()
+    env = tdsl_env(client, worker)
+    # on a thread: the worker in this process answers the CLI's status query meanwhile
+    done = await asyncio.to_thread(
+        run_tdsl, "graph", definition, "--run", handle.id, "--format", "json", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    states = {node["id"]: node["status"] for node in json.loads(done.stdout)["nodes"]}
+    assert states == {"one": "completed", "two": "skipped", "three": "failed"}
+    mermaid = await asyncio.to_thread(run_tdsl, "graph", definition, "--run", handle.id, env=env)
+    assert "class s_three failed" in mermaid.stdout
+    other = await asyncio.to_thread(
+        run_tdsl, "graph", EXAMPLES / "approval.yaml", "--run", handle.id, env=env
+    )
+    assert other.returncode == 2
+    assert other.stderr == (
+        f"tdsl: error: run {handle.id!r} runs definition 'coloured', not 'expense-approval'\n"
+    )
