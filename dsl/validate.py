@@ -9,6 +9,7 @@ that finds problems stops the later ones, whose checks would only echo them.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from dsl.models import (
 )
 from dsl.policies import POLICIES
 from dsl.references import check_references
+from dsl.repair import Repair, repair, unrelated
 from dsl.values import JsonPath
 
 __all__ = [
@@ -86,7 +88,8 @@ def validate_document(
     catalog: Catalog | None = None,
     activities: Collection[str] | None = None,
 ) -> ValidatedDefinition:
-    """Run every stage; raises `DefinitionError` carrying all problems of the first failing one."""
+    """Run every stage; raises `DefinitionError` carrying every independent problem of
+    every stage (a model mistake is repaired so the later stages still run: `dsl.repair`)."""
     with paused_gc():
         return _validate(document, catalog, activities)
 
@@ -105,16 +108,69 @@ def _validate(
                 )
             ],
         )
+    found: list[Problem] = []
+    fixed: Repair | None = None
     try:
-        definition = Definition.model_validate(data)
+        definition: Definition | None = Definition.model_validate(data)
     except ValidationError as exc:
-        _raise(document, model_problems(exc, data))
-    graph, problems = build_graph(definition)
-    _raise(document, problems)
-    problems = check_references(graph)
-    problems += list(_outside_problems(graph, catalog, activities))
-    _raise(document, problems)
+        found = model_problems(exc, data)
+        definition, fixed, more = _repaired_model(data, found)
+        found += more
+        if definition is None:
+            _raise(document, found)
+    assert definition is not None
+    graph, placed = build_graph(definition)
+    rest = check_references(graph) + list(_outside_problems(graph, catalog, activities))
+    unplaceable = _unplaceable(placed)  # what names them repeats that mistake
+    rest = [p for p in rest if not _names(p) & unplaceable]
+    if fixed is not None:
+        placed = [p for p in placed if unrelated(p, fixed)]
+        rest = [p for p in rest if unrelated(p, fixed)]
+    _raise(document, found + placed + rest)
     return ValidatedDefinition(definition=definition, graph=graph, document=document)
+
+
+MAX_REPAIRS = 5
+"""Model passes over a repaired definition before giving up on the later stages."""
+
+
+def _repaired_model(
+    data: dict[str, Any], problems: list[Problem]
+) -> tuple[Definition | None, Repair | None, list[Problem]]:
+    """A model of *data* with the places of *problems* stubbed out (`dsl.repair`), and
+    the mistakes a later pass found elsewhere (a model check that could not run while
+    its object had a bad field); no model when repairing does not get there."""
+    fixed = repair(data, problems)
+    more: list[Problem] = []
+    for _ in range(MAX_REPAIRS):
+        if fixed is None:
+            return None, None, more
+        try:
+            return Definition.model_validate(fixed.data), fixed, more
+        except ValidationError as exc:
+            again = model_problems(exc, fixed.data)
+        tainted = [*fixed.stubs, *fixed.dropped, *(p.path for p in problems + more)]
+        more += [
+            p for p in again if not any(t and p.path[: len(t)] == t for t in tainted) and p.path
+        ]
+        fixed = repair(fixed.data, again, into=fixed)
+    return None, None, more
+
+
+def _unplaceable(problems: list[Problem]) -> set[str]:
+    """Ids named as unknown or duplicate by the graph's problems."""
+    ids: set[str] = set()
+    for problem in problems:
+        if "unknown step" in problem.message or "duplicate" in problem.message:
+            named = re.findall(r"'([^']+)'", problem.message)
+            if named:
+                ids.add(named[-1])
+    return ids
+
+
+def _names(problem: Problem) -> set[str]:
+    """The quoted names in a problem's message."""
+    return set(re.findall(r"'([^']+)'", problem.message))
 
 
 def _raise(document: LoadedDocument, problems: list[Problem]) -> None:

@@ -40,8 +40,9 @@ def test_validate_reports_each_problem_on_stderr(
     good = EXAMPLES / "notify-customer.yaml"
     assert main(["validate", str(bad), str(good)]) == 1
     captured = capsys.readouterr()
-    assert captured.err.splitlines() == [
+    assert captured.err.splitlines() == [  # both stages' mistakes in one run
         f"{bad}:4:5: error: unknown key 'actoin' (did you mean 'action'?)",
+        f"{bad}:5:42: error: step 'b' depends on unknown step 'zz'",
     ]
     assert f"{good}: ok" in captured.out
 
