@@ -154,9 +154,10 @@ async def test_db_migrate_twice(database: str, capsys: pytest.CaptureFixture[str
         == "applied 0001_initial\napplied 0002_payloads\napplied 0003_workers\n"
         "applied 0004_continued\n"
         "applied 0005_deprecated\n"
+        "applied 0007_step_events\n"
     )
     assert await tdsl("db", "migrate") == 0
-    assert capsys.readouterr().out == "the database is up to date (5 migrations)\n"
+    assert capsys.readouterr().out == "the database is up to date (6 migrations)\n"
 
 
 # --------------------------------------------------------------------------- register
