@@ -227,7 +227,7 @@ class StepEvents:
         self.dropped = 0
         """Events lost to a full buffer since the worker started."""
         self.outage = False
-        """True from a failed write (or a drop) until a write succeeds again."""
+        """True from a failed connection or write until a write succeeds again."""
         self._warned = False
         self._dropped_in_outage = 0
         self._wake = asyncio.Event()
@@ -280,6 +280,7 @@ class StepEvents:
                     failures += 1
                     continue
                 failures = 0
+                self._recovered()
                 self._wake.clear()
                 if len(self.pending) < self.batch_size:
                     with contextlib.suppress(TimeoutError):
@@ -324,7 +325,6 @@ class StepEvents:
                 raise
             total += len(batch)
             self.written += len(batch)
-            self._recovered()
         return total
 
     def _failed(self, err: BaseException) -> None:
@@ -339,15 +339,19 @@ class StepEvents:
             self._warned = True  # the drops of this outage are part of this warning
 
     def _recovered(self) -> None:
-        if self.outage or self._dropped_in_outage:
+        """After a good write: say so once after an outage; warn again about drops only
+        once the backlog is gone (a writer catching up is not a new outage)."""
+        if self.outage:
+            self.outage = False
             lost = self._dropped_in_outage
             log.info(
                 "step events written again%s",
                 f"; {lost} dropped meanwhile" if lost else "",
             )
-        self.outage = False
-        self._warned = False
-        self._dropped_in_outage = 0
+            self._dropped_in_outage = 0
+        if not self.pending:
+            self._warned = False
+            self._dropped_in_outage = 0
 
 
 async def _connect(database_url: str) -> Store:
