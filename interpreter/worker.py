@@ -18,7 +18,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -28,7 +28,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.builtin import BuiltinActivities
@@ -56,6 +56,9 @@ from interpreter.runtime.mutex import MutexWorkflow
 from interpreter.runtime.typed import DefinitionWorkflow
 from interpreter.runtime.workflow import PASSTHROUGH_MODULES, DslWorkflow
 from interpreter.tenancy import TenantInterceptor
+
+if TYPE_CHECKING:
+    from interpreter.history.events import StepEvents
 
 __all__ = [
     "DEFAULT_GRACEFUL_SHUTDOWN",
@@ -149,6 +152,7 @@ def build_worker(
     definitions: Sequence[str | Path] = (),
     database_url: str | None = None,
     overrides: Sequence[Callable[..., Any]] = (),
+    step_events: StepEvents | None = None,
 ) -> Worker:
     """A worker for the interpreter and every activity; not started yet.
 
@@ -163,7 +167,8 @@ def build_worker(
     Whoever passes *builtin* owns it and must `close()` it after the worker stops;
     `running_worker` does all of that. Payloads too large for Temporal go to the
     client's payload store (else `TDSL_PAYLOAD_STORE`/`DATABASE_URL`) or fail their
-    step (`interpreter.payloads`).
+    step (`interpreter.payloads`). Each step attempt is noted into *step_events*, if
+    given (`interpreter.history.events`; `running_worker` writes them).
     """
     client = worker_client(client)
     codec = payload_codec(client)
@@ -182,6 +187,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         interceptors=[
+            *_step_events_interceptor(step_events),  # first: it sees the others' failures
             TenantInterceptor(),
             *([PayloadLimitInterceptor(codec)] if codec is not None else []),
         ],
@@ -216,7 +222,8 @@ async def running_worker(
     """A started worker; on exit it drains, then the built-ins' resources are closed.
 
     With a database (*database_url*, else `DATABASE_URL`) and *record_history*, the
-    run history of this task queue is projected into it while the worker runs.
+    run history of this task queue is projected into it while the worker runs, and
+    every step attempt the worker runs is recorded there (`--events`).
     `sql.query` connects to *sql_url* (else `TDSL_SQL_URL`), never to that database.
     `http.request` may reach the internal hosts of *http_allow* (else `TDSL_HTTP_ALLOW`).
     """
@@ -224,6 +231,7 @@ async def running_worker(
     await register_search_attributes(client)
     builtin = BuiltinActivities(sql_url=sql_url, http_allow=http_allow)
     history_url = database_url or os.environ.get("DATABASE_URL") or None
+    step_events = _step_events(history_url, record_history)
     worker = build_worker(
         client,
         task_queue=task_queue,
@@ -234,7 +242,9 @@ async def running_worker(
         sandboxed=sandboxed,
         definitions=definitions,
         database_url=history_url,
+        step_events=step_events,
     )
+    writing = _start_writing(step_events, history_url)
     try:
         async with worker:
             names = activity_names(worker.config()["activities"])
@@ -255,6 +265,7 @@ async def running_worker(
                 await _stop_task(announcer)
                 await _stop_task(history)
     finally:
+        await _stop_task(writing)  # after the drain: the last attempts' ends are written
         await builtin.close()
 
 
@@ -277,6 +288,32 @@ def _start_history(
     return asyncio.create_task(
         record_history(client, database_url, task_queue=task_queue), name="run history"
     )
+
+
+def _step_events(database_url: str | None, enabled: bool) -> StepEvents | None:
+    """Every attempt of every step, noted by an interceptor and written beside the
+    worker (issue 14): Temporal's history keeps only an activity's last attempt."""
+    if not (enabled and database_url):
+        return None
+    from interpreter.history.events import StepEvents
+
+    return StepEvents()
+
+
+def _step_events_interceptor(events: StepEvents | None) -> list[Interceptor]:
+    if events is None:
+        return []
+    from interpreter.history.events import StepEventsInterceptor
+
+    return [StepEventsInterceptor(events)]
+
+
+def _start_writing(
+    events: StepEvents | None, database_url: str | None
+) -> asyncio.Task[None] | None:
+    if events is None or not database_url:
+        return None
+    return asyncio.create_task(events.run(database_url), name="step events")
 
 
 def _start_announcing(

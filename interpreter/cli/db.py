@@ -36,7 +36,7 @@ from interpreter.cli.support import (
 if TYPE_CHECKING:
     from interpreter.history.store import Store
 
-__all__ = ["DEFINITION_KEYS", "RUN_KEYS", "RUN_SHOW_KEYS", "STEP_KEYS", "register"]
+__all__ = ["DEFINITION_KEYS", "EVENT_KEYS", "RUN_KEYS", "RUN_SHOW_KEYS", "STEP_KEYS", "register"]
 
 DEFINITION_KEYS = ("name", "version", "sha256", "registered_at", "deprecated_at", "tenant")
 """The keys of each object of `tdsl definitions --json`."""
@@ -56,6 +56,8 @@ RUN_SHOW_KEYS = (*RUN_KEYS, "input", "output", "error", "continued", "steps")
 continued as new (its `run_id` is then the first run's)."""
 STEP_KEYS = ("step_id", "status", "attempts", "started_at", "ended_at", "output", "error")
 """The keys of each object of its `steps`."""
+EVENT_KEYS = ("at", "step_id", "attempt", "event", "error")
+"""The keys of each object of its `events`, with `--events` (`interpreter.history.timeline`)."""
 
 _NO_URL = "DATABASE_URL is not set; run tdsl dev or point it at PostgreSQL"
 
@@ -67,6 +69,7 @@ _RUN_STYLES = {
     "TERMINATED": "red",
     "TIMED_OUT": "red",
 }
+_EVENT_STYLES = {**STEP_STYLES, "started": "yellow", "retried": "yellow"}
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -126,6 +129,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     show = runs_commands.add_parser("show", help="one run with every step")
     show.add_argument("workflow_id", metavar="ID")
     show.add_argument("--run-id", metavar="RUN_ID", help="default the latest run of ID")
+    show.add_argument(
+        "--events",
+        action="store_true",
+        help="every step attempt and step start and end, in time order",
+    )
     # SUPPRESS: `tdsl runs --json show ID` keeps the flag given before `show`.
     show.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
@@ -347,18 +355,51 @@ async def _runs(args: argparse.Namespace) -> int:
 
 
 async def _runs_show(args: argparse.Namespace) -> int:
+    events: list[dict[str, Any]] | None = None
     async with _open_store() as store:
         run = await store.run(args.workflow_id, args.run_id)
+        if run is not None and args.events:
+            from interpreter.history.timeline import run_events
+
+            events = await run_events(store, run)
     if run is None:
         which = f"run {args.run_id!r} of " if args.run_id else ""
         raise NotFoundError(f"no {which}workflow id {args.workflow_id!r} in the run history")
     if getattr(args, "json", False):
         shown = {key: run[key] for key in RUN_SHOW_KEYS if key != "steps"}
         shown["steps"] = [{key: step[key] for key in STEP_KEYS} for step in run["steps"]]
+        if events is not None:
+            shown["events"] = [{key: event[key] for key in EVENT_KEYS} for event in events]
         print_json(shown)
         return 0
     _print_run(run)
+    if events is not None:
+        _print_events(events)
     return 0
+
+
+def _print_events(events: list[dict[str, Any]]) -> None:
+    """The `--events` table: times to the millisecond, as retries are often that close."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    if not events:
+        console.print("no events recorded")
+        return
+    table = Table(title=Text("events"), title_justify="left")
+    for column in ("time", "step", "attempt", "event", "error"):
+        table.add_column(column, justify="right" if column == "attempt" else "left")
+    for event in events:
+        at = event["at"]
+        table.add_row(
+            at.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if at is not None else "",
+            Text(event["step_id"]),
+            str(event["attempt"] or ""),
+            Text(event["event"], style=_EVENT_STYLES.get(event["event"], "")),
+            Text(_short(event["error"]), style="red"),
+        )
+    console.print(table)
 
 
 def _print_run(run: dict[str, Any]) -> None:
