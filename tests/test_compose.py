@@ -367,3 +367,15 @@ def test_production_docs_describe_the_stack() -> None:
     text = (ROOT / "docs" / "production.md").read_text()
     for needle in ("docker compose up", "tdsl runs", "DATABASE_URL", "8080", "7233"):
         assert needle in text
+
+
+def test_the_api_is_published_on_loopback_only_and_has_a_token(services: dict[str, Any]) -> None:
+    from interpreter.cli.app import build_parser
+
+    api = services["api"]
+    args = build_parser().parse_args(command(api)[1:])
+    assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", 8800)
+    assert env(api)["TDSL_API_TOKEN"]  # beyond the container's loopback: tdsl serve needs it
+    assert all(str(entry).startswith("127.0.0.1:") for entry in api["ports"])
+    assert published(api) == {8800: 8800}
+    assert depends_on(api)["migrate"] == "service_completed_successfully"

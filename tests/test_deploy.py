@@ -44,15 +44,38 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             pytest.fail(f"tdsl refuses {argv}: {err.getvalue()}")
 
 
-def _worker_container() -> dict[str, Any]:
-    (deployment,) = _kind("Deployment")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+def _deployment(name: str) -> dict[str, Any]:
+    (deployment,) = [d for d in _kind("Deployment") if d["metadata"]["name"] == name]
+    return deployment
+
+
+def _container(deployment_name: str) -> dict[str, Any]:
+    (container,) = _deployment(deployment_name)["spec"]["template"]["spec"]["containers"]
     return container
+
+
+def _worker_container() -> dict[str, Any]:
+    return _container("tdsl-worker")
 
 
 def test_every_document_is_a_known_kind() -> None:
     kinds = sorted(d["kind"] for d in _documents())
-    assert kinds == ["ConfigMap", "Deployment", "Job", "Secret"]
+    assert kinds == ["ConfigMap", "Deployment", "Deployment", "Job", "Secret", "Service"]
+
+
+def test_the_api_listens_on_the_pod_with_a_token_and_its_service_reaches_it() -> None:
+    container = _container("tdsl-serve")
+    args = _parse(container["args"])
+    assert args.command == "serve"
+    assert (args.host, args.port) == ("0.0.0.0", 8800)  # beyond localhost: needs the token
+    (secret,) = _kind("Secret")
+    assert "TDSL_API_TOKEN" in secret["stringData"]
+    assert {"secretRef": {"name": secret["metadata"]["name"]}} in container["envFrom"]
+    (port,) = container["ports"]
+    assert port["containerPort"] == args.port
+    assert container["readinessProbe"]["httpGet"] == {"path": "/openapi.json", "port": port["name"]}
+    (service,) = _kind("Service")
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
 
 
 def test_the_worker_probes_ask_its_health_port() -> None:
@@ -70,7 +93,7 @@ def test_the_worker_probes_ask_its_health_port() -> None:
 
 
 def test_the_metrics_port_is_annotated_for_scraping() -> None:
-    (deployment,) = _kind("Deployment")
+    deployment = _deployment("tdsl-worker")
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     args = _parse(_worker_container()["args"])
     assert annotations["prometheus.io/scrape"] == "true"
@@ -79,7 +102,7 @@ def test_the_metrics_port_is_annotated_for_scraping() -> None:
 
 
 def test_the_selector_matches_the_pods() -> None:
-    (deployment,) = _kind("Deployment")
+    deployment = _deployment("tdsl-worker")
     selector = deployment["spec"]["selector"]["matchLabels"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= labels.items()
@@ -110,7 +133,7 @@ def test_the_migration_job_runs_tdsl_db_migrate() -> None:
 def test_the_grace_period_outlasts_the_workers_drain() -> None:
     from interpreter.worker import DEFAULT_GRACEFUL_SHUTDOWN
 
-    (deployment,) = _kind("Deployment")
+    deployment = _deployment("tdsl-worker")
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > DEFAULT_GRACEFUL_SHUTDOWN.total_seconds()
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
 
 from dsl.errors import DefinitionError, DslError, InputError
-from interpreter.cli import db, doctor, language, runs, schedules, servers, testing
+from interpreter.cli import db, doctor, language, runs, schedules, serve, servers, testing
 from interpreter.cli.support import EXIT_FAILED, EXIT_USAGE, print_diagnostics
 
 __all__ = ["build_parser", "main", "run"]
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tdsl", description="Declarative YAML workflows on Temporal.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for group in (language, runs, servers, db, schedules, doctor, testing):
+    for group in (language, runs, servers, db, schedules, doctor, testing, serve):
         group.register(commands)
     return parser
 

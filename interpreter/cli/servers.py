@@ -102,6 +102,13 @@ def register(commands: Any) -> None:
     )
     dev.add_argument("--port", type=_port, default=7233, help="gRPC port (default 7233)")
     dev.add_argument("--ui-port", type=_port, default=8233, help="Web UI port (default 8233)")
+    dev.add_argument(
+        "--serve-port",
+        type=int,
+        default=8800,
+        metavar="N",
+        help="port of the HTTP API and run pages, `tdsl serve` (default 8800; 0: none)",
+    )
     dev.add_argument("--state-dir", default=".tdsl", metavar="DIR", help="default .tdsl")
     dev.add_argument(
         "--activities", action="append", default=[], metavar="MODULE", help="as for `worker`"
@@ -243,7 +250,12 @@ async def _dev(args: argparse.Namespace) -> int:
     if args.port == args.ui_port:
         raise InputError("--port and --ui-port must differ")
     ip = "127.0.0.1"
-    for flag, port in (("--port", args.port), ("--ui-port", args.ui_port)):
+    if not 0 <= args.serve_port <= 65535:
+        raise InputError(f"--serve-port is a port (or 0 for none), not {args.serve_port}")
+    ports = [("--port", args.port), ("--ui-port", args.ui_port)]
+    if args.serve_port:
+        ports.append(("--serve-port", args.serve_port))
+    for flag, port in ports:
         if _port_taken(ip, port):
             raise ConfigurationError(
                 f"port {port} on {ip} is already in use (another Temporal server or `tdsl dev`?); "
@@ -283,6 +295,32 @@ def _dev_payloads(state_dir: Path) -> tuple[PayloadStore | None, str, str | None
         line = f"over {threshold_from_env() // 1024} KiB kept in {setting}"
     found = describe_store(payload_store_from_env())  # what `tdsl run` here would use
     return store, line, None if found == setting else f"{STORE_VARIABLE}={setting}"
+
+
+@contextlib.asynccontextmanager
+async def _dev_api(
+    args: argparse.Namespace, server: Any, queue: str, database_url: str | None
+) -> AsyncIterator[None]:
+    """`tdsl serve` beside the dev worker, on 127.0.0.1 (`--serve-port 0`: none)."""
+    if not args.serve_port:
+        yield
+        return
+    from interpreter.serve.api import ServeSettings, build_app
+    from interpreter.serve.server import serving
+
+    async def connect() -> Any:
+        return server.client
+
+    settings = ServeSettings(
+        connect=connect,
+        task_queue=queue,
+        database_url=database_url,
+        token=os.environ.get("TDSL_API_TOKEN") or None,
+        definitions=[Path(d) for d in args.definitions],
+    )
+    async with serving(build_app(settings), "127.0.0.1", args.serve_port):
+        print(f"HTTP API, run pages  http://127.0.0.1:{args.serve_port}  (tdsl serve)")
+        yield
 
 
 async def _serve_dev(
@@ -337,5 +375,6 @@ async def _serve_dev(
             print(f"Try                  {prefix}tdsl run definitions/sample-workflow.json --wait")
             if database_url:
                 print(f"Run history          DATABASE_URL='{database_url}' tdsl runs")
-            print("Ctrl-C stops the worker, then the server.", flush=True)
-            await stop.wait()
+            async with _dev_api(args, server, queue, database_url):
+                print("Ctrl-C stops the worker, then the server.", flush=True)
+                await stop.wait()

@@ -161,6 +161,7 @@ def prepare_registered(
     version: str | None = None,
     *,
     input_text: str | None = None,
+    input_value: Any = None,
     catalog: Catalog | None = None,
 ) -> tuple[RunInput, ValidatedDefinition]:
     """`prepare_run` of the registered definition *name* (the highest version that is
@@ -177,7 +178,7 @@ def prepare_registered(
     if entry is None:
         raise InputError(f"{wanted!r} is neither a file nor a registered definition")
     checked = validate_data(normalise(entry.definition), file=entry.origin, catalog=registry)
-    return _pinned(checked, registry, input_text, None)
+    return _pinned(checked, registry, input_text, input_value)
 
 
 # --------------------------------------------------------------------------- registry

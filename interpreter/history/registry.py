@@ -20,7 +20,7 @@ from dsl.errors import DslError
 from dsl.models import Definition
 from interpreter.history.store import Store, failure_reason
 
-__all__ = ["registry_catalog", "registry_from_env"]
+__all__ = ["registry_at", "registry_catalog", "registry_from_env"]
 
 _REGISTRY_TIMEOUT = 5.0
 """Seconds `registry_from_env` waits for PostgreSQL before going on with files only."""
@@ -98,6 +98,11 @@ class _LazyRegistry:
 
     def names(self) -> list[str]:
         return self._load().names()
+
+
+def registry_at(url: str) -> Catalog:
+    """The registry at *url* as a synchronous `Catalog`, read at its first lookup."""
+    return _LazyRegistry(url)
 
 
 def registry_from_env() -> Catalog | None:

@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -500,7 +501,7 @@ def test_worker_with_a_missing_activity_module_is_a_usage_error(
 
 @integration
 async def test_dev_serves_runs_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
-    port, ui_port = free_port(), free_port()
+    port, ui_port, api_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -511,6 +512,8 @@ async def test_dev_serves_runs_and_stops_everything_on_sigterm(tmp_path: Path) -
         str(port),
         "--ui-port",
         str(ui_port),
+        "--serve-port",
+        str(api_port),
         "--state-dir",
         str(tmp_path / "state"),
         "--no-postgres",
@@ -541,6 +544,10 @@ async def test_dev_serves_runs_and_stops_everything_on_sigterm(tmp_path: Path) -
         )
         assert run.returncode == 0, run.stderr
         assert _one_json_object(run)["status"] == "COMPLETED"
+        assert f"http://127.0.0.1:{api_port}".encode() in banner  # `tdsl serve` beside it
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as http:
+            state = (await http.get(f"/api/runs/{_one_json_object(run)['workflow_id']}")).json()
+        assert state["status"] == "COMPLETED"
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
             _, err = await process.communicate()
@@ -557,7 +564,10 @@ def test_dev_refuses_a_taken_port(capsys: pytest.CaptureFixture[str]) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["dev", "--port", str(port), "--ui-port", str(free_port())]) == 1
+        assert (
+            main(["dev", "--port", str(port), "--ui-port", str(free_port()), "--serve-port", "0"])
+            == 1
+        )
     err = capsys.readouterr().err
     assert err == (
         f"tdsl: error: port {port} on 127.0.0.1 is already in use (another Temporal server "

@@ -102,7 +102,7 @@ def test_tdsl_dev_without_the_extra_is_one_line_and_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    args = ["dev", "--port", str(free_port()), "--ui-port", str(free_port())]
+    args = ["dev", "--port", str(free_port()), "--ui-port", str(free_port()), "--serve-port", "0"]
     assert main([*args, "--state-dir", str(tmp_path / "state")]) == 1
     err = capsys.readouterr().err.splitlines()
     # PostgreSQL is optional for `tdsl dev` (a warning); the Temporal server is not.

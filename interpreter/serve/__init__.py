@@ -1,0 +1,1 @@
+"""`tdsl serve`: the engine's interface over HTTP (`api`) and the run pages (`web`)."""
