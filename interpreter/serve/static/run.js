@@ -55,6 +55,42 @@
 
   // ------------------------------------------------------------------ structure
 
+  // A foreach body (and whatever it nests) runs once per item, as `pack[0]`, `pack[1]`...:
+  // the graph's node has no state of its own, so it gets its items' combined state.
+  function instancesOf(id) {
+    const found = [];
+    const prefix = id + "[";
+    for (const key in run.steps || {}) {
+      if (key.startsWith(prefix) || key.includes("/" + prefix) || key.includes("]" + prefix)) {
+        found.push([key, run.steps[key]]);
+      }
+    }
+    return found;
+  }
+
+  function combined(states) {
+    const has = (s) => states.includes(s);
+    if (has("running")) return "running";
+    if (has("failed")) return "failed";
+    if (has("waiting")) return "waiting";
+    if (has("pending")) return has("completed") ? "running" : "pending";
+    if (has("completed")) return "completed";
+    if (has("cancelled")) return "cancelled";
+    return states.length ? states[0] : "pending";
+  }
+
+  function enrich() {
+    for (const node of graph.nodes) {
+      if (run.steps && run.steps[node.id]) continue;
+      const items = instancesOf(node.id);
+      if (!items.length) continue;
+      node.items = items.map(([key, state]) => ({id: key, status: state.status,
+        attempts: state.attempts || 0}));
+      node.status = combined(node.items.map((i) => i.status));
+      node.attempts = Math.max(0, ...node.items.map((i) => i.attempts));
+    }
+  }
+
   function structure() {
     const byId = new Map();
     const scopes = new Map(); // scope key -> [node]
@@ -175,7 +211,12 @@
       return placed;
     });
     const w = x - GAP_X + PAD;
-    return {node, w: Math.max(w, NODE_W), h: HEADER + SCOPE_LABEL + inner + 3 * PAD, scopes};
+    const title = Math.min(node.name.length, 40) * 7.6 + node.type.length * 7 + 70;
+    if (title > w && scopes.length) {
+      const grow = (title - w) / 2;
+      for (const placed of scopes) placed.x += grow;
+    }
+    return {node, w: Math.max(w, NODE_W, title), h: HEADER + SCOPE_LABEL + inner + 3 * PAD, scopes};
   }
 
   // ------------------------------------------------------------------ drawing
@@ -251,7 +292,10 @@
       g.appendChild(el("text", {x: 10, y: 50, class: "sub"}, summary));
       g.classList.add("folded");
     }
-    if (node.attempts > 1) sub += ` · attempt ${node.attempts}`;
+    if (node.items) {
+      const done = node.items.filter((i) => i.status === "completed").length;
+      sub += ` · ${done}/${node.items.length} items`;
+    } else if (node.attempts > 1) sub += ` · attempt ${node.attempts}`;
     g.appendChild(el("text", {x: 10, y: 35, class: "sub"}, clip(sub, 28)));
     g.addEventListener("click", (ev) => {
       if (item.folded) toggle(node.id);
@@ -432,6 +476,21 @@
     }
     details.appendChild(dl);
     if (problem) details.appendChild(h("p", {class: "note"}, problem));
+    if (node.items) {
+      details.appendChild(h("h3", {}, `items (${node.items.length})`));
+      const list = h("ul", {class: "items"});
+      for (const item of node.items) {
+        const li = h("li");
+        li.appendChild(h("span", {class: "badge st-" + item.status}, item.status));
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(h("code", {}, item.id));
+        const out = info && info.steps && info.steps[item.id];
+        if (out && out.output !== undefined) li.appendChild(pre(out.output));
+        if (out && out.error) li.appendChild(pre(out.error.message || out.error));
+        list.appendChild(li);
+      }
+      details.appendChild(list);
+    }
     if (step.error) {
       details.appendChild(h("h3", {}, "error"));
       details.appendChild(pre(step.error.message && Object.keys(step.error).length <= 2
@@ -504,6 +563,7 @@
         const body = await response.json();
         graph = body.graph;
         run = body.run;
+        enrich();
         render();
         updateHeader();
         showDetails();
@@ -518,6 +578,7 @@
     if (run.status === "RUNNING") setTimeout(poll, POLL_MS);
   }
 
+  enrich();
   render();
   updateHeader();
   showRun();

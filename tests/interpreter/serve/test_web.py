@@ -119,7 +119,8 @@ async def test_the_run_page_shows_its_steps_escaped_and_details_on_request(
             await asyncio.sleep(0.3)
     assert steps["hello"]["output"] == {"said": XSS}
     assert steps["hello"]["status"] == "completed"
-    assert steps["hello"]["started_at"] and steps["hello"]["ended_at"]
+    assert steps["hello"]["started_at"]
+    assert steps["hello"]["ended_at"]
 
 
 async def test_an_unknown_run_is_a_404_page_not_a_traceback(http: httpx.AsyncClient) -> None:
