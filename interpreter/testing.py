@@ -49,11 +49,15 @@ from dsl.errors import DslError
 from dsl.testfiles import MockCall, SignalAt, TestCase, TestFile, first_difference
 from interpreter.client.status import failure_message, run_status, status_name
 from interpreter.client.submit import prepare_run, run_start
+from interpreter.contract import MUTEX_ID_PREFIX, MUTEX_REQUEST_ACTIVITY
 
 __all__ = ["CaseOutcome", "DefinitionTester", "RunResult"]
 
 DEFAULT_TIMEOUT = 60.0
 """Real seconds a run may take (timers skip, so only a run stuck on a signal gets near)."""
+
+_LEFTOVER_WAIT = 5.0
+"""Real seconds the activities of a leftover may take to stop before it is terminated."""
 
 _POLL = 0.02
 """Real seconds between two looks at a run while signals wait for their time."""
@@ -134,6 +138,7 @@ class DefinitionTester:
     ) -> None:
         self._given = env
         self._env = env
+        self._stale = False
         self.activity_modules = tuple(activity_modules)
         self.timeout = timeout
 
@@ -172,6 +177,12 @@ class DefinitionTester:
         of calls: `{"output": ...}` or `{"error": {"type", "message", "non_retryable"}}`)
         and *signals* (`{"name", "payload", "after"}`), until it ends."""
         run_input, _ = prepare_run(definition, input_value=dict(input or {}), catalog=None)
+        if self._stale and self._given is None:  # an earlier run left an activity in flight
+            await self.env.shutdown()
+            from interpreter.dev.servers import start_time_skipping_env
+
+            self._env = await start_time_skipping_env()
+            self._stale = False
         sends = sorted(
             (s if isinstance(s, SignalAt) else SignalAt.model_validate(s) for s in signals),
             key=lambda s: s.after,
@@ -187,7 +198,10 @@ class DefinitionTester:
                 id=f"test-{run_input.definition['name']}-{uuid4().hex[:8]}",
                 task_queue=task_queue,
             )
-            return await self._finish(handle, sends)
+            try:
+                return await self._finish(handle, sends)
+            finally:
+                await self._end_leftovers(handle, task_queue)
 
     @contextlib.asynccontextmanager
     async def _worker(
@@ -288,6 +302,50 @@ class DefinitionTester:
                         await asyncio.sleep(_POLL)  # a timer is firing
             await handle.signal(send.name, send.payload)
 
+    async def _end_leftovers(self, handle: WorkflowHandle[Any, Any], task_queue: str) -> None:
+        """Let the activities still in flight stop while their worker runs — one the run
+        cancelled without waiting (`cancel_step`), a mutex's watch — and terminate what
+        the run left running on its task queue (a mutex workflow idling before it
+        ends, a child started with `wait: false`): an activity left in flight keeps
+        the shared test server from skipping time again (every later case would wait
+        in real time), so when one stays, the next run gets a fresh test server (when
+        the tester started its own)."""
+        client = self.env.client
+        seen: set[str] = set()
+        todo = [handle]
+        while todo:
+            current = todo.pop()
+            async for event in current.fetch_history_events():
+                found: str | None = None
+                if (
+                    event.event_type
+                    == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+                ):
+                    found = (
+                        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                    )
+                elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                    scheduled = event.activity_task_scheduled_event_attributes
+                    if scheduled.activity_type.name == MUTEX_REQUEST_ACTIVITY:
+                        (request,) = await client.data_converter.decode(scheduled.input.payloads)
+                        found = MUTEX_ID_PREFIX + str(request["mutex"])
+                if found is not None and found not in seen:
+                    seen.add(found)
+                    todo.append(client.get_workflow_handle(found))
+        if not await _drained(handle):  # a cancelled activity the run did not wait for
+            self._stale = True
+        for workflow_id in seen:
+            leftover = client.get_workflow_handle(workflow_id)
+            with contextlib.suppress(TemporalError):
+                description = await leftover.describe()
+                if (
+                    description.status == WorkflowExecutionStatus.RUNNING
+                    and description.task_queue == task_queue
+                ):
+                    if not await _drained(leftover):  # a mutex's watch sees the run ended
+                        self._stale = True
+                    await leftover.terminate("tdsl test: left running when its case ended")
+
     async def run_case(self, test_file: TestFile, case: TestCase) -> CaseOutcome:
         """One case: the run, and the first way it differs from what the case expects."""
         started = time.monotonic()
@@ -319,6 +377,19 @@ async def _steps(handle: WorkflowHandle[Any, Any]) -> dict[str, dict[str, Any]]:
     except (TemporalError, DslError):
         return {}
     return {key: dict(state) for key, state in status["steps"].items()}
+
+
+async def _drained(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Wait (a while) until no activity of the workflow is in flight; False if some
+    still is."""
+    deadline = time.monotonic() + _LEFTOVER_WAIT
+    with contextlib.suppress(TemporalError):
+        while time.monotonic() < deadline:
+            if not (await handle.describe()).raw_description.pending_activities:
+                return True
+            await asyncio.sleep(_POLL * 5)
+        return False
+    return True
 
 
 @dataclass
