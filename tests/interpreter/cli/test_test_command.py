@@ -134,11 +134,13 @@ async def test_a_signal_after_the_timeout_comes_too_late(
     assert result.steps["answer"] == ("completed" if status == "COMPLETED" else "failed")
 
 
-async def test_a_signal_reaches_a_running_activity(time_env: WorkflowEnvironment) -> None:
+async def test_a_signal_reaches_a_running_activity() -> None:
     """While an activity runs the clock passes at real speed, so `cancel_step` after 1s
-    finds the slow step running (it used to be sent before it started, and be lost)."""
+    finds the slow step running (it used to be sent before it started, and be lost).
+    A test server of its own: the cancelled `sleep` stays in flight a while after the
+    run, and the shared one would stop skipping time for the tests after it."""
     started = time.monotonic()
-    async with DefinitionTester(time_env, timeout=30) as tester:
+    async with DefinitionTester(timeout=30) as tester:
         result = await tester.run(
             ROOT / "definitions/best-effort-enrichment.yaml",
             {"order_id": "B1"},
@@ -147,3 +149,22 @@ async def test_a_signal_reaches_a_running_activity(time_env: WorkflowEnvironment
     assert result.status == "COMPLETED", result
     assert result.steps == {"load": "completed", "enrich": "cancelled", "ship": "completed"}
     assert time.monotonic() - started < 20
+
+
+async def test_a_mutex_case_leaves_the_clock_skipping(time_env: WorkflowEnvironment) -> None:
+    """A `mutex` step leaves its mutex workflow watching the run; the tester ends it
+    while the worker still runs, so the next case's timers skip (20 one-second delays
+    of poll-until-ready used to take 20 s of real time after adjust-balance)."""
+    async with DefinitionTester(time_env, timeout=30) as tester:
+        held = await tester.run(
+            ROOT / "definitions/adjust-balance.yaml", {"account": "M1", "amount": 1}
+        )
+        assert held.status == "COMPLETED", held
+        leftover = await time_env.client.get_workflow_handle("tdsl-mutex/account-M1").describe()
+        assert not leftover.raw_description.pending_activities
+        started = time.monotonic()
+        polled = await tester.run(
+            ROOT / "definitions/poll-until-ready.yaml", {"report": "r", "ready_after": 25}
+        )
+    assert polled.status == "FAILED"
+    assert time.monotonic() - started < 10
