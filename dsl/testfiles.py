@@ -9,6 +9,7 @@ a definition, and so is a `definition` that does not exist.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -164,6 +165,9 @@ def _case_problems(
             if action is not None
         }
     )
+    compensated = {
+        step.id for step in graph.all_steps() if isinstance(step, TaskStep) and step.compensate
+    }
     for index, case in enumerate(cases):
         for action in case.mocks:
             if action not in actions:
@@ -173,10 +177,11 @@ def _case_problems(
                     at_key=True,
                 )
         for step in case.expect.steps:
-            if step.partition("[")[0] not in graph.paths:
+            if not _is_step(step, graph, compensated):
+                known = [*graph.paths, *(f"{c}.compensate" for c in sorted(compensated))]
                 yield Problem(
                     ("cases", index, "expect", "steps", step),
-                    f"the definition has no step {step!r}{suggest(step, list(graph.paths))}",
+                    f"the definition has no step {step!r}{suggest(step, known)}",
                     at_key=True,
                 )
         if activities is not None:
@@ -188,6 +193,15 @@ def _case_problems(
                         "(mock it, or pass its module with --activities)",
                         at_key=True,
                     )
+
+
+def _is_step(key: str, graph: WorkflowGraph, compensated: Collection[str]) -> bool:
+    """A step of the run's status: a step id, an instance `id[n]` of a foreach body,
+    or `id.compensate`, the compensation of a task step that has one."""
+    base, dot, rest = re.sub(r"\[\d+\]", "", key).partition(".")
+    if dot:
+        return rest == "compensate" and base in compensated
+    return base in graph.paths
 
 
 def _problem(detail: Any) -> Problem:

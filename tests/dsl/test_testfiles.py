@@ -134,3 +134,34 @@ def test_output_is_a_subset_and_numbers_compare_by_value() -> None:
     assert first_difference(case, run) is None
     run["output"] = {"a": {"b": True}, "n": 2}
     assert first_difference(case, run) == "output.a.b is true, expected 1"
+
+
+def test_expected_steps_may_name_compensations_and_foreach_instances(tmp_path: Path) -> None:
+    """The run's status has `charge.compensate` and `item[2]`: a case may expect them,
+    but not the compensation of a step that has none."""
+    (tmp_path / "saga.yaml").write_text(
+        "name: saga\nsteps:\n"
+        "  - {id: charge, action: echo, compensate: {action: log, parameters: {message: x}}}\n"
+        "  - {id: each, type: foreach, items: [1, 2], dependencies: [charge],\n"
+        "     step: {id: item, action: echo, compensate: {action: log, parameters: {message: y}}}}\n"
+        "  - {id: plain, action: echo, dependencies: [each]}\n"
+    )
+    path = tmp_path / "saga.test.yaml"
+    path.write_text(
+        "definition: saga.yaml\ncases:\n  - name: undone\n    expect:\n      steps:\n"
+        "        charge.compensate: completed\n"
+        "        item[1].compensate: completed\n"
+        "        item[0]: completed\n"
+    )
+    assert load_test_file(path).cases[0].expect.steps["charge.compensate"] == "completed"
+    path.write_text(
+        "definition: saga.yaml\ncases:\n  - name: undone\n    expect:\n      steps:\n"
+        "        plain.compensate: completed\n"
+        "        charge.compensat: completed\n"
+    )
+    assert _errors(path) == [
+        "saga.test.yaml:6:9: the definition has no step 'plain.compensate'"
+        " (did you mean 'item.compensate'?)",
+        "saga.test.yaml:7:9: the definition has no step 'charge.compensat'"
+        " (did you mean 'charge.compensate'?)",
+    ]
