@@ -31,10 +31,17 @@ async def validate_input(params: dict[str, Any]) -> dict[str, Any]:
 
 @activity.defn(name="processData")
 async def process_data(params: dict[str, Any]) -> dict[str, Any]:
-    """Count the items: `params["items"]` when it is a list, else the parameters."""
-    items = params.get("items") if isinstance(params, dict) else None
-    count = len(items) if isinstance(items, list) else len(params or {})
-    return {"processed": True, "items": count}
+    """Process one piece of work and count its items: `params["items"]`, a list (none
+    given: 0). Other parameters are ignored; `items` that is not a list is a
+    non-retryable `ValidationError`."""
+    items = params.get("items", []) if isinstance(params, dict) else params
+    if not isinstance(items, list):
+        raise ApplicationError(
+            f"processData: 'items' must be a list, got {type(items).__name__}",
+            type="ValidationError",
+            non_retryable=True,
+        )
+    return {"processed": True, "items": len(items)}
 
 
 @activity.defn(name="storeResult")

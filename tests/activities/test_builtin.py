@@ -377,6 +377,15 @@ async def test_example_activities() -> None:
         "processed": True,
         "items": 3,
     }
+    # the items, not the parameters: nightly-batch passes {items, position}
+    assert await env.run(examples.process_data, {"items": [], "position": 4}) == {
+        "processed": True,
+        "items": 0,
+    }
+    assert (await env.run(examples.process_data, {}))["items"] == 0
+    with pytest.raises(ApplicationError, match="'items' must be a list") as raised:
+        await env.run(examples.process_data, {"items": 2})
+    assert raised.value.non_retryable
     stored = await env.run(examples.store_result, {})
     assert stored["stored"] is True
     assert stored == await _env(workflow_id="order-42").run(examples.store_result, {})
