@@ -44,7 +44,7 @@ from dsl.models import ApiTrigger
 if TYPE_CHECKING:
     from interpreter.history.store import Store
 
-__all__ = ["ServeSettings", "build_app"]
+__all__ = ["ServeSettings", "build_app", "definitions_catalog", "jsonable", "open_store"]
 
 MAX_BODY = 16 * 1024 * 1024
 """The largest request body read, like the loader's limit for a definition file."""
@@ -161,9 +161,9 @@ def _definition_routes(app: FastAPI, settings: ServeSettings) -> None:
     async def definitions() -> list[dict[str, Any]]:
         from interpreter.cli.db import DEFINITION_KEYS
 
-        async with _store(settings) as store:
+        async with open_store(settings) as store:
             found = await store.definitions()
-        return [_jsonable({key: d[key] for key in DEFINITION_KEYS}) for d in found]
+        return [jsonable({key: d[key] for key in DEFINITION_KEYS}) for d in found]
 
     @app.post(
         "/api/definitions",
@@ -174,8 +174,8 @@ def _definition_routes(app: FastAPI, settings: ServeSettings) -> None:
         from dsl.validate import validate_text
 
         text = await _body_text(request)
-        checked = validate_text(text, file="<request>", catalog=await _catalog(settings))
-        async with _store(settings) as store:
+        checked = validate_text(text, file="<request>", catalog=await definitions_catalog(settings))
+        async with open_store(settings) as store:
             outcome = await store.register(checked.definition, text)
         definition = checked.definition
         return {"name": definition.name, "version": definition.version, "outcome": outcome}
@@ -197,24 +197,26 @@ def _run_routes(app: FastAPI, settings: ServeSettings) -> None:
 
         if not 1 <= limit <= 1000:
             raise InputError(f"limit must be 1 to 1000, not {limit}")
-        async with _store(settings) as store:
+        async with open_store(settings) as store:
             found = await store.runs(
                 status=status.upper() if status else None, definition=definition, limit=limit
             )
-        return [_jsonable({key: run[key] for key in RUN_KEYS}) for run in found]
+        return [jsonable({key: run[key] for key in RUN_KEYS}) for run in found]
 
     @app.get("/api/runs/{workflow_id:path}/graph", summary="The run's DAG with each step's state")
     async def graph(workflow_id: str) -> dict[str, Any]:
         from interpreter.serve.graphs import run_graph
 
-        return await run_graph(await settings.client(), workflow_id, await _catalog(settings))
+        return await run_graph(
+            await settings.client(), workflow_id, await definitions_catalog(settings)
+        )
 
     @app.get("/api/runs/{workflow_id:path}", summary="A run's state, as `tdsl status ID --json`")
     async def status(workflow_id: str) -> dict[str, Any]:
         from interpreter.client.status import run_status
 
         client = await settings.client()
-        found: dict[str, Any] = _jsonable(await run_status(client.get_workflow_handle(workflow_id)))
+        found: dict[str, Any] = jsonable(await run_status(client.get_workflow_handle(workflow_id)))
         return found
 
     @app.post(
@@ -282,7 +284,7 @@ async def _api_trigger(request: Request, settings: ServeSettings) -> JSONRespons
         endpoint = str(condition.get("endpoint", ""))
         wanted = str(condition.get("method", "POST")).upper()
         if endpoint.rstrip("/") == path.rstrip("/") and wanted == method:
-            if settings.token and method not in ("GET", "HEAD"):
+            if settings.token:  # starting a run changes something, whatever the method
                 given = request.headers.get("authorization", "")
                 if not hmac.compare_digest(given.encode(), f"Bearer {settings.token}".encode()):
                     return _error(401, "this route needs Authorization: Bearer <TDSL_API_TOKEN>")
@@ -303,7 +305,7 @@ async def _api_trigger(request: Request, settings: ServeSettings) -> JSONRespons
 
 async def _api_triggers(settings: ServeSettings) -> list[tuple[str, str, dict[str, Any]]]:
     """(name, version, condition) of every `{type: api}` trigger the server knows."""
-    catalog = await _catalog(settings)
+    catalog = await definitions_catalog(settings)
     if catalog is None:
         return []
     found = []
@@ -331,7 +333,7 @@ async def _start(
 
     if workflow_id is not None:
         check_workflow_id(workflow_id)
-    catalog = await _catalog(settings)
+    catalog = await definitions_catalog(settings)
     if catalog is None:
         raise ServiceError(
             "no definitions: start tdsl serve with --definitions DIR or DATABASE_URL"
@@ -343,7 +345,7 @@ async def _start(
     return Started(workflow_id=handle.id, run_id=handle.result_run_id)
 
 
-async def _catalog(settings: ServeSettings) -> Catalog | None:
+async def definitions_catalog(settings: ServeSettings) -> Catalog | None:
     """The definition directories, then the registry."""
     from interpreter.history.registry import registry_at
 
@@ -358,7 +360,7 @@ async def _catalog(settings: ServeSettings) -> Catalog | None:
 
 
 @contextlib.asynccontextmanager
-async def _store(settings: ServeSettings) -> AsyncIterator[Store]:
+async def open_store(settings: ServeSettings) -> AsyncIterator[Store]:
     from interpreter.history.store import Store
 
     if not settings.database_url:
@@ -381,6 +383,6 @@ def _json_body(text: str) -> Any:
         raise InputError(f"the body is not JSON: {err.msg} at line {err.lineno}") from None
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Datetimes and the like as strings, as the CLI's JSON prints them."""
     return json.loads(json.dumps(value, default=str))

@@ -122,7 +122,7 @@ def _when(value: Any) -> str:
 
 
 async def _index(settings: ServeSettings, status: str, definition: str) -> str:
-    from interpreter.serve.api import _store
+    from interpreter.serve.api import open_store
 
     notes: list[str] = []
     definitions: list[dict[str, Any]] = []
@@ -132,7 +132,7 @@ async def _index(settings: ServeSettings, status: str, definition: str) -> str:
         status = ""
     if settings.database_url:
         try:
-            async with _store(settings) as store:
+            async with open_store(settings) as store:
                 definitions = await store.definitions()
                 runs = await store.runs(
                     status=status or None, definition=definition or None, limit=RUNS_SHOWN
@@ -216,12 +216,12 @@ async def _index(settings: ServeSettings, status: str, definition: str) -> str:
 
 
 async def _run_page(settings: ServeSettings, workflow_id: str) -> HTMLResponse:
-    from interpreter.serve.api import _catalog
+    from interpreter.serve.api import definitions_catalog
     from interpreter.serve.graphs import run_graph
 
     try:
         client = await settings.client()
-        data = await run_graph(client, workflow_id, await _catalog(settings))
+        data = await run_graph(client, workflow_id, await definitions_catalog(settings))
     except NotFoundError as err:
         status = 404 if str(err).startswith("no run") else 422
         body = f'<h1>{escape(workflow_id)}</h1><p class="note">{escape(str(err))}</p>'
@@ -289,7 +289,7 @@ async def _step_details(settings: ServeSettings, workflow_id: str) -> dict[str, 
     """`{"steps": {id: {status, attempts, started_at, ended_at, error, output}},
     "input": the run's input or None, "recorded": whether the history had the run}`."""
     from interpreter.client.status import _describe, query_status
-    from interpreter.serve.api import _jsonable, _store
+    from interpreter.serve.api import jsonable, open_store
 
     handle = (await settings.client()).get_workflow_handle(workflow_id)
     await _describe(handle)  # NotFoundError for an unknown id
@@ -306,7 +306,7 @@ async def _step_details(settings: ServeSettings, workflow_id: str) -> dict[str, 
     recorded: dict[str, Any] | None = None
     if settings.database_url:
         with contextlib.suppress(Exception):
-            async with _store(settings) as store:
+            async with open_store(settings) as store:
                 recorded = await store.run(workflow_id)
     for row in (recorded or {}).get("steps", []):
         step = steps.setdefault(str(row["step_id"]), {})
@@ -315,7 +315,7 @@ async def _step_details(settings: ServeSettings, workflow_id: str) -> dict[str, 
                 step[key] = row[key]
         if row.get("output") is not None:
             step["output"] = row["output"]
-    result: dict[str, Any] = _jsonable(
+    result: dict[str, Any] = jsonable(
         {
             "steps": steps,
             "input": (recorded or {}).get("input"),

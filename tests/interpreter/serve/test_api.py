@@ -236,6 +236,14 @@ async def test_writes_need_the_token_and_reads_do_not(
         }
     trigger = await http.post("/api/sample-workflow", json={}, headers={"Authorization": ""})
     assert trigger.status_code == 401
+    # a GET trigger starts a run too: it changes something, so it needs the token as well
+    await _register(
+        http,
+        "name: pinged\nsteps:\n  - {id: a, action: echo}\n"
+        "triggers:\n  - {type: api, condition: {endpoint: /api/ping, method: GET}}\n",
+    )
+    assert (await http.get("/api/ping", headers={"Authorization": ""})).status_code == 401
+    assert (await http.get("/api/ping")).status_code == 201
     assert (await http.get("/api/definitions", headers={"Authorization": ""})).status_code == 200
 
 
