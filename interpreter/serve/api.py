@@ -16,12 +16,9 @@ server runs is served without a restart.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -30,7 +27,6 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
-from dsl.catalog import Catalog, ChainedCatalog, DirectoryCatalog
 from dsl.errors import (
     ConflictError,
     DefinitionError,
@@ -40,11 +36,12 @@ from dsl.errors import (
     ServiceError,
 )
 from dsl.models import ApiTrigger
+from interpreter.serve.common import ServeSettings, definitions_catalog, jsonable, open_store
 
 if TYPE_CHECKING:
-    from interpreter.history.store import Store
+    pass
 
-__all__ = ["ServeSettings", "build_app", "definitions_catalog", "jsonable", "open_store"]
+__all__ = ["ServeSettings", "build_app"]
 
 MAX_BODY = 16 * 1024 * 1024
 """The largest request body read, like the loader's limit for a definition file."""
@@ -55,23 +52,6 @@ _STATUSES: tuple[tuple[type[DslError], int], ...] = (
     (ConflictError, 409),
     (ServiceError, 503),
 )
-
-
-@dataclass
-class ServeSettings:
-    """What the routes need: a Temporal client, the database, where definitions are."""
-
-    connect: Callable[[], Awaitable[Client]]
-    task_queue: str
-    database_url: str | None = None
-    token: str | None = None
-    definitions: list[Path] = field(default_factory=list)
-    _client: Client | None = None
-
-    async def client(self) -> Client:
-        if self._client is None:
-            self._client = await self.connect()
-        return self._client
 
 
 class StartRun(BaseModel):
@@ -345,30 +325,6 @@ async def _start(
     return Started(workflow_id=handle.id, run_id=handle.result_run_id)
 
 
-async def definitions_catalog(settings: ServeSettings) -> Catalog | None:
-    """The definition directories, then the registry."""
-    from interpreter.history.registry import registry_at
-
-    parts: list[Catalog] = []
-    if settings.definitions:
-        parts.append(DirectoryCatalog(settings.definitions))
-    if settings.database_url:  # read again for each request: registrations show at once
-        parts.append(registry_at(settings.database_url))
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else ChainedCatalog(parts)
-
-
-@contextlib.asynccontextmanager
-async def open_store(settings: ServeSettings) -> AsyncIterator[Store]:
-    from interpreter.history.store import Store
-
-    if not settings.database_url:
-        raise ServiceError("DATABASE_URL is not set: tdsl serve has no registry or run history")
-    async with await Store.connect(settings.database_url) as store:
-        yield store
-
-
 async def _body_text(request: Request) -> str:
     body = await request.body()
     if len(body) > MAX_BODY:
@@ -381,8 +337,3 @@ def _json_body(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise InputError(f"the body is not JSON: {err.msg} at line {err.lineno}") from None
-
-
-def jsonable(value: Any) -> Any:
-    """Datetimes and the like as strings, as the CLI's JSON prints them."""
-    return json.loads(json.dumps(value, default=str))

@@ -27,7 +27,7 @@ from dsl.errors import DslError, NotFoundError
 from interpreter.client.status import DEFAULT_UI_URL, ui_link
 
 if TYPE_CHECKING:
-    from interpreter.serve.api import ServeSettings
+    from interpreter.serve.common import ServeSettings
 
 __all__ = ["STATIC", "add_pages", "run_path"]
 
@@ -122,7 +122,7 @@ def _when(value: Any) -> str:
 
 
 async def _index(settings: ServeSettings, status: str, definition: str) -> str:
-    from interpreter.serve.api import open_store
+    from interpreter.serve.common import open_store
 
     notes: list[str] = []
     definitions: list[dict[str, Any]] = []
@@ -216,7 +216,7 @@ async def _index(settings: ServeSettings, status: str, definition: str) -> str:
 
 
 async def _run_page(settings: ServeSettings, workflow_id: str) -> HTMLResponse:
-    from interpreter.serve.api import definitions_catalog
+    from interpreter.serve.common import definitions_catalog
     from interpreter.serve.graphs import run_graph
 
     try:
@@ -289,7 +289,7 @@ async def _step_details(settings: ServeSettings, workflow_id: str) -> dict[str, 
     """`{"steps": {id: {status, attempts, started_at, ended_at, error, output}},
     "input": the run's input or None, "recorded": whether the history had the run}`."""
     from interpreter.client.status import _describe, query_status
-    from interpreter.serve.api import jsonable, open_store
+    from interpreter.serve.common import jsonable, open_store
 
     handle = (await settings.client()).get_workflow_handle(workflow_id)
     await _describe(handle)  # NotFoundError for an unknown id

@@ -21,6 +21,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from dsl.bundle import content_hash
+from dsl.catalog import is_definition_file
 from dsl.errors import DefinitionError, InputError
 from interpreter import client
 from interpreter.client.status import (
@@ -318,7 +319,7 @@ def test_without_a_query_the_history_still_tells_the_activities() -> None:
 
 
 @pytest.mark.parametrize(
-    "file", sorted(p.name for p in (ROOT / "definitions").iterdir() if p.is_file())
+    "file", sorted(p.name for p in (ROOT / "definitions").iterdir() if is_definition_file(p))
 )
 def test_every_example_has_a_valid_demo_input(file: str) -> None:
     """What `make demo` submits passes the same checks as `tdsl run`."""
