@@ -6,10 +6,11 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dsl.catalog import Catalog
+from dsl.catalog import TEST_FILE_SUFFIXES, Catalog
 from dsl.diagram import FORMATS, render_diagram
 from dsl.errors import DefinitionError, InputError
 from dsl.schema import schema_text
+from dsl.testfiles import load_test_file
 from dsl.validate import validate_file
 from interpreter.cli.support import (
     EXIT_FAILED,
@@ -60,6 +61,11 @@ def _validate(args: argparse.Namespace) -> int:
     failed = False
     for file in args.files:
         try:
+            if str(file).endswith(TEST_FILE_SUFFIXES):  # `tdsl test` files validate too
+                tests = load_test_file(file, activities=names)
+                if not as_json:
+                    print(f"{file}: ok (tests of {tests.definition}, {len(tests.cases)} cases)")
+                continue
             checked = validate_file(
                 file, definitions=args.definitions, catalog=_registry(), activities=names
             )

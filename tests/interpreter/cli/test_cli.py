@@ -206,3 +206,19 @@ async def test_graph_colours_each_step_by_its_state_in_a_run(
     assert other.stderr == (
         f"tdsl: error: run {handle.id!r} runs definition 'coloured', not 'expense-approval'\n"
     )
+
+
+def test_validate_checks_test_files_as_test_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tdsl validate definitions/*.yaml` (as `make demo` runs it) takes their tests too."""
+    good = EXAMPLES / "order-fulfilment.test.yaml"
+    assert main(["validate", str(good), "--activities", "activities.examples"]) == 0
+    assert capsys.readouterr().out == f"{good}: ok (tests of order-fulfilment.yaml, 4 cases)\n"
+    (tmp_path / "order-fulfilment.yaml").write_text(
+        (EXAMPLES / "order-fulfilment.yaml").read_text()
+    )
+    bad = tmp_path / "x.test.yaml"
+    bad.write_text("definition: order-fulfilment.yaml\ncases:\n  - name: a\n    expct: {}\n")
+    assert main(["validate", str(bad)]) == 1
+    assert capsys.readouterr().err == f"{bad}:4:5: error: unknown key 'expct'\n"
