@@ -77,6 +77,29 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _dsl_error(exc: DslError) -> JSONResponse:
+    """Our error as its status: positions for a definition, else one message."""
+    if isinstance(exc, DefinitionError):
+        errors = [
+            {"line": d.line, "column": d.column, "message": d.message} for d in exc.diagnostics
+        ]
+        return JSONResponse({"errors": errors}, status_code=422)
+    status = next((code for kind, code in _STATUSES if isinstance(exc, kind)), 400)
+    return _error(status, str(exc))
+
+
+def _authorized(request: Request, settings: ServeSettings) -> bool:
+    """No token configured, or the request carries it (compared in constant time)."""
+    if not settings.token:
+        return True
+    given = request.headers.get("authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {settings.token}".encode())
+
+
+def _unauthorized() -> JSONResponse:
+    return _error(401, "this route needs Authorization: Bearer <TDSL_API_TOKEN>")
+
+
 def build_app(settings: ServeSettings) -> FastAPI:
     """The API (and, mounted by `interpreter.serve.web`, the pages)."""
     app = FastAPI(
@@ -88,23 +111,14 @@ def build_app(settings: ServeSettings) -> FastAPI:
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Any) -> Response:
-        if settings.token and request.method not in ("GET", "HEAD", "OPTIONS"):
-            given = request.headers.get("authorization", "")
-            expected = f"Bearer {settings.token}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                return _error(401, "this route needs Authorization: Bearer <TDSL_API_TOKEN>")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not _authorized(request, settings):
+            return _unauthorized()
         response: Response = await call_next(request)
         return response
 
     @app.exception_handler(DslError)
     async def dsl_error(request: Request, exc: DslError) -> JSONResponse:
-        if isinstance(exc, DefinitionError):
-            errors = [
-                {"line": d.line, "column": d.column, "message": d.message} for d in exc.diagnostics
-            ]
-            return JSONResponse({"errors": errors}, status_code=422)
-        status = next((code for kind, code in _STATUSES if isinstance(exc, kind)), 400)
-        return _error(status, str(exc))
+        return _dsl_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -264,21 +278,16 @@ async def _api_trigger(request: Request, settings: ServeSettings) -> JSONRespons
         endpoint = str(condition.get("endpoint", ""))
         wanted = str(condition.get("method", "POST")).upper()
         if endpoint.rstrip("/") == path.rstrip("/") and wanted == method:
-            if settings.token:  # starting a run changes something, whatever the method
-                given = request.headers.get("authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {settings.token}".encode()):
-                    return _error(401, "this route needs Authorization: Bearer <TDSL_API_TOKEN>")
-            text = (await request.body()).decode("utf-8", "replace")
-            body = _json_body(text) if text.strip() else {}
-            if not isinstance(body, dict):
-                return _error(422, "the body of a trigger is the run's input: a JSON object")
+            if not _authorized(request, settings):  # a run starts, whatever the method
+                return _unauthorized()
             try:
+                text = await _body_text(request)
+                body = _json_body(text) if text.strip() else {}
+                if not isinstance(body, dict):
+                    raise InputError("the body of a trigger is the run's input: a JSON object")
                 started = await _start(settings, name, version, body, None)
             except DslError as exc:
-                status = next((c for kind, c in _STATUSES if isinstance(exc, kind)), 400)
-                if isinstance(exc, DefinitionError):
-                    return _error(422, str(exc))
-                return _error(status, str(exc))
+                return _dsl_error(exc)
             return JSONResponse(started.model_dump(), status_code=201)
     return _error(404, f"no route {method} {path}")
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import httpx
@@ -24,6 +23,7 @@ from interpreter.serve.api import ServeSettings, build_app
 from interpreter.worker import running_worker
 from tests.interpreter.history.test_store import fresh_schema
 from tests.support.cli import ROOT, run_tdsl, tdsl_env
+from tests.support.serve import register, until_ended
 
 pytestmark = pytest.mark.integration
 
@@ -85,27 +85,11 @@ async def served(
             yield http, url, task_queue
 
 
-async def _register(http: httpx.AsyncClient, text: str) -> None:
-    answer = await http.post(
-        "/api/definitions", content=text, headers={"Content-Type": "application/yaml"}
-    )
-    assert answer.status_code == 201, answer.text
-
-
-async def _ended(http: httpx.AsyncClient, workflow_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(60):
-        while True:
-            state: dict[str, Any] = (await http.get(f"/api/runs/{workflow_id}")).json()
-            if state["status"] != "RUNNING":
-                return state
-            await asyncio.sleep(0.2)
-
-
 async def test_definitions_are_registered_listed_and_refused_with_positions(
     served: tuple[httpx.AsyncClient, str, str],
 ) -> None:
     http, _, _ = served
-    await _register(http, GREET)
+    await register(http, GREET)
     again = await http.post(
         "/api/definitions", content=GREET, headers={"Content-Type": "application/yaml"}
     )
@@ -140,13 +124,13 @@ async def test_a_run_is_started_followed_and_listed(
     served: tuple[httpx.AsyncClient, str, str],
 ) -> None:
     http, _, _ = served
-    await _register(http, GREET)
+    await register(http, GREET)
     started = await http.post(
         "/api/runs", json={"definition": "greet", "input": {"who": "ann"}, "id": "greet-ann"}
     )
     assert started.status_code == 201, started.text
     assert started.json()["workflow_id"] == "greet-ann"
-    state = await _ended(http, "greet-ann")
+    state = await until_ended(http, "greet-ann")
     assert state["status"] == "COMPLETED"
     assert state["output"] == {"said": "hello ann"}
     assert state["steps"]["hello"]["status"] == "completed"
@@ -169,7 +153,7 @@ async def test_signals_pause_resume_cancel_and_terminate(
     served: tuple[httpx.AsyncClient, str, str],
 ) -> None:
     http, _, _ = served
-    await _register(http, WAITING)
+    await register(http, WAITING)
     first = (await http.post("/api/runs", json={"definition": "waiting"})).json()["workflow_id"]
     for action in ("pause", "resume"):
         answer = await http.post(f"/api/runs/{first}/{action}")
@@ -180,10 +164,10 @@ async def test_signals_pause_resume_cancel_and_terminate(
         while (await http.get(f"/api/runs/{first}")).json()["steps"]["nap"]["status"] != "running":
             await asyncio.sleep(0.2)
     assert (await http.post(f"/api/runs/{first}/cancel")).status_code == 202
-    assert (await _ended(http, first))["status"] == "CANCELED"
+    assert (await until_ended(http, first))["status"] == "CANCELED"
     second = (await http.post("/api/runs", json={"definition": "waiting"})).json()["workflow_id"]
     assert (await http.post(f"/api/runs/{second}/terminate")).status_code == 202
-    assert (await _ended(http, second))["status"] == "TERMINATED"
+    assert (await until_ended(http, second))["status"] == "TERMINATED"
     assert (await http.post("/api/runs/no-such-run/pause")).status_code == 404
 
 
@@ -191,17 +175,17 @@ async def test_tasks_are_completed_and_failed_by_token(
     served: tuple[httpx.AsyncClient, str, str], client: Client
 ) -> None:
     http, _, _ = served
-    await _register(http, ASKING)
+    await register(http, ASKING)
     done = (await http.post("/api/runs", json={"definition": "asking"})).json()["workflow_id"]
     task = await wait_for_task(client, done, "ask")
     answer = await http.post(f"/api/tasks/{task['token']}/complete", json={"ok": True})
     assert answer.status_code == 202, answer.text
-    assert (await _ended(http, done))["output"] == {"answer": {"ok": True}}
+    assert (await until_ended(http, done))["output"] == {"answer": {"ok": True}}
     failed = (await http.post("/api/runs", json={"definition": "asking"})).json()["workflow_id"]
     task = await wait_for_task(client, failed, "ask")
     answer = await http.post(f"/api/tasks/{task['token']}/fail", json={"message": "no"})
     assert answer.status_code == 202
-    assert (await _ended(http, failed))["status"] == "FAILED"
+    assert (await until_ended(http, failed))["status"] == "FAILED"
     bad = await http.post("/api/tasks/not-a-token/complete", json={})
     assert bad.status_code == 422
 
@@ -214,7 +198,7 @@ async def test_the_seed_definitions_api_trigger_starts_a_run(
     assert (await http.post("/api/definitions", content=seed)).status_code == 201
     started = await http.post("/api/sample-workflow", json={"records": [1, 2]})
     assert started.status_code == 201, started.text
-    state = await _ended(http, started.json()["workflow_id"])
+    state = await until_ended(http, started.json()["workflow_id"])
     assert state["status"] == "COMPLETED", state
     assert (await http.get("/api/sample-workflow")).status_code == 404  # POST only
     assert (await http.post("/api/elsewhere", json={})).status_code == 404
@@ -237,7 +221,7 @@ async def test_writes_need_the_token_and_reads_do_not(
     trigger = await http.post("/api/sample-workflow", json={}, headers={"Authorization": ""})
     assert trigger.status_code == 401
     # a GET trigger starts a run too: it changes something, so it needs the token as well
-    await _register(
+    await register(
         http,
         "name: pinged\nsteps:\n  - {id: a, action: echo}\n"
         "triggers:\n  - {type: api, condition: {endpoint: /api/ping, method: GET}}\n",

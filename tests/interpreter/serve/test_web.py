@@ -18,6 +18,7 @@ from interpreter.serve.api import ServeSettings, build_app
 from interpreter.serve.web import run_path
 from interpreter.worker import running_worker
 from tests.interpreter.history.test_store import fresh_schema
+from tests.support.serve import register, until_ended
 
 pytestmark = pytest.mark.integration
 
@@ -61,18 +62,10 @@ async def http(client: Client, postgres: str) -> AsyncIterator[httpx.AsyncClient
 
 
 async def _finished_run(http: httpx.AsyncClient, workflow_id: str) -> dict[str, Any]:
-    registered = await http.post(
-        "/api/definitions", content=PAGED, headers={"Content-Type": "application/yaml"}
-    )
-    assert registered.status_code == 201, registered.text
+    await register(http, PAGED)
     started = await http.post("/api/runs", json={"definition": "paged", "id": workflow_id})
     assert started.status_code == 201, started.text
-    async with asyncio.timeout(60):
-        while True:
-            state: dict[str, Any] = (await http.get(f"/api/runs/{workflow_id}")).json()
-            if state["status"] != "RUNNING":
-                return state
-            await asyncio.sleep(0.2)
+    return await until_ended(http, workflow_id)
 
 
 async def test_the_index_lists_definitions_and_runs_with_filters(
