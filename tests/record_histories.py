@@ -263,8 +263,28 @@ CASES: dict[str, tuple[str | Path, Any, Interact | None]] = {
     ),
 }
 
+BASELINE = "baseline-"
+BASELINE_CASES = (
+    "saga-failed",
+    "run-timed-out",
+    "foreach-paused",
+    "input-not-an-object",
+    "continued",
+    "foreach-counted",
+    "subworkflow-timed-out",
+    "loop-continued",
+    "foreach-item-branches",
+    "typed-continued",
+)
+"""Cases recorded again as ``baseline-NAME`` by runs with the baseline patch
+(`interpreter.runtime.versions`): the behaviours it stands for, with no patch asked."""
+
 BY_NAME: dict[str, tuple[str, Any]] = {
     "typed-by-name": ("order-fulfilment", {"order_id": "A1", "total": 150, "items": ["x"]}),
+    "baseline-typed-by-name": (
+        "order-fulfilment",
+        {"order_id": "A1", "total": 150, "items": ["x"]},
+    ),
 }
 """Runs a plain client starts by the definition's name (as `temporal workflow start
 --type`): the worker finds it in `definitions/` through the `tdsl.definition` local
@@ -288,7 +308,7 @@ async def record(client: Client, name: str, overwrite: bool) -> None:
     target = HISTORIES / f"{name}.json"
     if target.exists() and not overwrite:
         return
-    source, run_input, interact = CASES[name]
+    source, run_input, interact = CASES[name.removeprefix(BASELINE)]
     handle = await start(client, TASK_QUEUE, source, run_input, workflow_id=replay_id(name))
     if interact is not None:
         await interact(handle)
@@ -319,7 +339,7 @@ async def main(overwrite: bool) -> None:
     env = await start_local_env()
     try:
         async with interpreter_worker(env.client, TASK_QUEUE, definitions=[DEFINITIONS]):
-            for name in CASES:
+            for name in [*CASES, *(BASELINE + case for case in BASELINE_CASES)]:
                 await record(env.client, name, overwrite)
             for name in BY_NAME:
                 await record_by_name(env.client, name, overwrite)

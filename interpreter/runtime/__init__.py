@@ -4,5 +4,6 @@ Everything here must replay forever: deterministic, no I/O, no clocks, no random
 no set iteration order. It imports only the standard library, `temporalio`, `dsl` and
 `interpreter.contract` (a test reads the imports to hold that line). `workflow` is the
 one interpreter workflow, `scheduler` its readiness bookkeeping, `progress` the step
-states it reports. A deliberate behaviour change goes behind `workflow.patched()`.
+states it reports. A deliberate behaviour change goes behind a patch asked in the
+run's first activation (`versions`).
 """

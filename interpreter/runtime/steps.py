@@ -45,6 +45,7 @@ from interpreter.runtime.outcomes import (
     temporal_retry,
 )
 from interpreter.runtime.signals import SignalBuffer
+from interpreter.runtime.versions import Behaviours
 
 __all__ = ["FOREACH_BATCH_THRESHOLD", "StepTypes"]
 
@@ -73,6 +74,7 @@ class StepTypes(ChildWorkflows, Loops):
     index_offset: int
     batch_tolerant: bool
     signals: SignalBuffer
+    behaviours: Behaviours
     _run_scope: Callable[[Scope, Frame], Awaitable[dict[str, Any]]]
     _run_step: Callable[[Step, Frame], Awaitable[Outcome]]
 
@@ -166,7 +168,7 @@ class StepTypes(ChildWorkflows, Loops):
                 step, {"type": "ExpressionError", "message": f"items is not a list but {items!r}"}
             )
         if len(items) > FOREACH_BATCH_THRESHOLD and (
-            step.join == "all" or workflow.patched(BATCHES_FOR_EVERY_JOIN)
+            step.join == "all" or self.behaviours.has(BATCHES_FOR_EVERY_JOIN)
         ):
             return await self._foreach_batches(step, frame, items)
         body = step.step
@@ -177,7 +179,7 @@ class StepTypes(ChildWorkflows, Loops):
 
         # A body with steps inside gets a `steps` of its own per item, so that they read
         # each other (a copy only then: items of a plain body write nothing there).
-        nested = isinstance(body, ParallelStep) and workflow.patched(ITEMS_OWN_STEPS)
+        nested = isinstance(body, ParallelStep) and self.behaviours.has(ITEMS_OWN_STEPS)
 
         async def one(index: int, item: Any) -> Any:
             context = dict(frame.context, item=item, index=index)

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
 from interpreter.runtime.breaks import take_break
 from interpreter.runtime.continuation import Carried
 from interpreter.runtime.outcomes import StepFailed
+from interpreter.runtime.versions import Behaviours
 from interpreter.runtime.workflow import LARGE_LOAD_BREAK, LARGE_LOAD_STEPS, Interpreter
 
 __all__ = ["RESOLVE_TIMEOUT", "DefinitionWorkflow"]
@@ -75,6 +76,7 @@ class DefinitionWorkflow(Interpreter):
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> Any:
+        self.behaviours = Behaviours()  # first: before the lookup's local activity
         convert = workflow.payload_converter()
         user_input = convert.from_payload(args[0].payload) if args else None
         if len(args) > 1:
@@ -91,7 +93,7 @@ class DefinitionWorkflow(Interpreter):
         if (
             isinstance(steps, list)
             and len(steps) >= LARGE_LOAD_STEPS
-            and workflow.patched(LARGE_LOAD_BREAK)
+            and self.behaviours.has(LARGE_LOAD_BREAK)
         ):
             await take_break()  # decoding the answer and reading it: one activation each
         self._load(run)

@@ -87,6 +87,7 @@ from interpreter.runtime.outcomes import (
 from interpreter.runtime.signals import SignalBuffer
 from interpreter.runtime.spans import Ended, describe_run, skipped_step_span, step_span
 from interpreter.runtime.steps import StepTypes
+from interpreter.runtime.versions import Behaviours
 from interpreter.runtime.work import DagWork, JoinWork, Work
 
 __all__ = ["PASSTHROUGH_MODULES", "DslWorkflow", "Interpreter"]
@@ -314,12 +315,12 @@ class Interpreter(StepTypes, Mutexes):
         describe_run(self.definition)
         # Runs started before the start gate replay without it (no slot waits, and pause
         # did not hold foreach items, branches or batches).
-        self.gated = workflow.patched(START_GATE)
-        self.may_continue = self.gated and workflow.patched(CONTINUE_AS_NEW)
-        if self.may_continue and workflow.patched(INLINE_BREAKS):
+        self.gated = self.behaviours.has(START_GATE)
+        self.may_continue = self.gated and self.behaviours.has(CONTINUE_AS_NEW)
+        if self.may_continue and self.behaviours.has(INLINE_BREAKS):
             self.breaks = Breaks()
             load_cost = len(self.graph.paths) // STEPS_PER_LOAD_COST
-            if load_cost >= LARGE_LOAD_STEPS // STEPS_PER_LOAD_COST and workflow.patched(
+            if load_cost >= LARGE_LOAD_STEPS // STEPS_PER_LOAD_COST and self.behaviours.has(
                 LARGE_LOAD_BREAK
             ):
                 await self.breaks.turn(min(load_cost, self.breaks.budget))
@@ -329,7 +330,7 @@ class Interpreter(StepTypes, Mutexes):
                     self.definition.input,
                     run.input,
                     # Runs started before inputs had to be objects keep their leniency.
-                    require_object=workflow.patched(INPUT_MUST_BE_OBJECT),
+                    require_object=self.behaviours.has(INPUT_MUST_BE_OBJECT),
                 )
         except InputError as exc:
             self._finish_run("FAILED")
@@ -483,7 +484,7 @@ class Interpreter(StepTypes, Mutexes):
         only for a failed run (not a cancelled one) and cannot change the run's error.
         """
         on_failure = self.graph.on_failure.steps if error is not None else {}
-        if not (self.compensations or on_failure) or not workflow.patched(SAGA_PATCH):
+        if not (self.compensations or on_failure) or not self.behaviours.has(SAGA_PATCH):
             return
         for step, frame, output in reversed(self.compensations):
             await self._compensate(step, frame, output)
@@ -820,7 +821,7 @@ class Interpreter(StepTypes, Mutexes):
         """The step's error from an activity or child failure."""
         if isinstance(step, SubworkflowStep):
             timed_out = child_run_timeout(step, frame.instance(step.id), exc)
-            if timed_out is not None and workflow.patched(SUBWORKFLOW_RUN_TIMEOUT):
+            if timed_out is not None and self.behaviours.has(SUBWORKFLOW_RUN_TIMEOUT):
                 return timed_out
         return describe_failure(exc)
 
@@ -928,4 +929,5 @@ class DslWorkflow(Interpreter):
 
     @workflow.run
     async def run(self, run: RunInput) -> Any:
+        self.behaviours = Behaviours()
         return await self._interpret(run)
