@@ -7,12 +7,13 @@ workflow definition never needs before it can do harm — explicit tags such as
 ``!!python/object``, duplicate keys, runaway nesting and alias bombs (aliases are
 allowed, but every expansion is charged to a node budget).
 
-Positions live beside the data, not in it: a `SourceMap` from each value's path
-(``("steps", 2, "action")``) to where its key and value start in the file.
+Positions live beside the data, not in it: a `SourceMap` from a value's path
+(``("steps", 2, "action")``) to where its key and value start in the file, found
+by a second pass only for the paths a message names, so that memory stays a small
+multiple of the data however many values a document holds.
 
 JSON text takes a faster road when it can: `json.loads` (C), with duplicate keys,
-non-finite numbers, escaped surrogates, depth and size checked, and the source map
-built from the event stream only if a message needs a position. Anything the fast
+non-finite numbers, escaped surrogates, depth and size checked. Anything the fast
 road refuses or is unsure of goes the normal way, so both give the same data and
 the same errors; only a valid file is faster (5-10x for a 10,000-step definition).
 Block YAML has such a road too (`dsl.fastyaml`), for the subset people write.
@@ -25,7 +26,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,13 @@ from dsl.fastyaml import INT as _INT
 from dsl.fastyaml import NON_FINITE as _NON_FINITE
 from dsl.fastyaml import NULL as _NULL
 from dsl.fastyaml import TRUE as _TRUE
-from dsl.fastyaml import Refused, load_block_yaml, refuse_constant, unique_keys
+from dsl.fastyaml import (
+    Refused,
+    TooManyValues,
+    load_block_yaml,
+    refuse_constant,
+    unique_keys,
+)
 from dsl.values import JsonPath
 
 __all__ = [
@@ -105,24 +112,38 @@ class Position(NamedTuple):
 
 @dataclass
 class SourceMap:
-    """Where each value (and each mapping key) of a document starts in its file.
+    """Where values (and mapping keys) of a document start in its file.
 
-    *build*, when given, makes the positions on first use (see the module's docs).
+    Positions are found on demand: *locate* reads the text again and keeps only the
+    paths asked for (and their ancestors, the fallbacks), so a document of two million
+    values costs no position at all until a message needs one. Callers with many
+    messages ask for all their paths first (`locate_all`): one pass, not one each.
     """
 
     file: str
     values: dict[JsonPath, Position] = field(default_factory=dict)
     keys: dict[JsonPath, Position] = field(default_factory=dict)
-    build: Callable[[], SourceMap] | None = field(default=None, repr=False, compare=False)
+    locate: Callable[[frozenset[JsonPath]], SourceMap] | None = field(
+        default=None, repr=False, compare=False
+    )
+    asked: set[JsonPath] = field(default_factory=set, repr=False, compare=False)
 
-    def _built(self) -> None:
-        if self.build is not None:
-            built, self.build = self.build(), None
-            self.values, self.keys = built.values, built.keys
+    def locate_all(self, paths: Iterable[JsonPath]) -> None:
+        """Find the positions of *paths* and their ancestors in one pass over the text."""
+        if self.locate is None:
+            return
+        wanted = {path[:depth] for path in paths for depth in range(len(path) + 1)}
+        wanted -= self.asked
+        if not wanted:
+            return
+        found = self.locate(frozenset(wanted))
+        self.values.update(found.values)
+        self.keys.update(found.keys)
+        self.asked |= wanted
 
     def value(self, path: JsonPath) -> Position:
         """Position of the value at `path`, else of its nearest ancestor that has one."""
-        self._built()
+        self.locate_all((path,))
         for depth in range(len(path), -1, -1):
             found = self.values.get(path[:depth])
             if found is not None:
@@ -131,7 +152,7 @@ class SourceMap:
 
     def key(self, path: JsonPath) -> Position:
         """Position of the key naming `path`; falls back like `value`."""
-        self._built()
+        self.locate_all((path,))
         found = self.keys.get(path)
         return found if found is not None else self.value(path)
 
@@ -230,18 +251,19 @@ def _load_json(text: str, file: str) -> LoadedDocument | None:
         return None
     if not _within_limits(text):
         return None
-    source = SourceMap(file, build=lambda: _load_events(text, file).source)
-    return LoadedDocument(data=data, source=source, text=text)
+    return LoadedDocument(data=data, source=_located_later(text, file), text=text)
 
 
 def _load_block_yaml(text: str, file: str) -> LoadedDocument | None:
     """The fast road for block YAML (`dsl.fastyaml`); None when it cannot decide."""
-    with paused_gc():
-        data = load_block_yaml(text, MAX_DEPTH, MAX_NODES)
+    try:
+        with paused_gc():
+            data = load_block_yaml(text, MAX_DEPTH, MAX_NODES)
+    except TooManyValues as exc:
+        raise _fail(file, exc.line, exc.column, _too_many(aliased=False)) from None
     if data is None:
         return None
-    source = SourceMap(file, build=lambda: _load_events(text, file).source)
-    return LoadedDocument(data=data, source=source, text=text)
+    return LoadedDocument(data=data, source=_located_later(text, file), text=text)
 
 
 def _within_limits(text: str) -> bool:
@@ -264,8 +286,18 @@ def _within_limits(text: str) -> bool:
 
 
 def _load_events(text: str, file: str) -> LoadedDocument:
-    """The normal road: the parser's event stream, with positions."""
-    builder = _Builder(file)
+    """The normal road: the parser's event stream, positions found later on demand."""
+    builder = _run_builder(text, file, frozenset())
+    return LoadedDocument(data=builder.result, source=_located_later(text, file), text=text)
+
+
+def _located_later(text: str, file: str) -> SourceMap:
+    return SourceMap(file, locate=lambda wanted: _run_builder(text, file, wanted).source)
+
+
+def _run_builder(text: str, file: str, wanted: frozenset[JsonPath]) -> _Builder:
+    """One pass of the event stream through a `_Builder` keeping the *wanted* positions."""
+    builder = _Builder(file, wanted)
     handlers = builder.handlers()
     language = "JSON" if file.endswith(".json") else "YAML"
     try:
@@ -283,7 +315,7 @@ def _load_events(text: str, file: str) -> LoadedDocument:
         ) from None
     except YAMLError as exc:
         raise _fail(file, 1, 1, f"invalid {language}: {_one_line(str(exc))}") from None
-    return LoadedDocument(data=builder.result, source=builder.source, text=text)
+    return builder
 
 
 @contextmanager
@@ -336,6 +368,12 @@ def _join_pair(match: re.Match[str]) -> str:
     return f"{match[1]}\\U{code:08X}"
 
 
+def _too_many(*, aliased: bool) -> str:
+    if aliased:
+        return f"document expands to more than {MAX_NODES} values through its aliases (alias bomb?)"
+    return f"document holds more than {MAX_NODES} values"
+
+
 def _fail(file: str, line: int, column: int, message: str) -> DefinitionError:
     return DefinitionError([Diagnostic(file, line, column, message)])
 
@@ -380,6 +418,7 @@ class _Frame:
     container: dict[str, Any] | list[Any]
     path: JsonPath
     anchor: str | None
+    position: Position
     size: int = 1
     key: str | None = None
     merges: list[tuple[Any, Position]] = field(default_factory=list)
@@ -393,16 +432,19 @@ class _Anchored:
 
 
 class _Builder:
-    """Turns parser events into plain data, positions and budget checks."""
+    """Turns parser events into plain data and budget checks, and keeps the positions of
+    the *wanted* paths (none while loading: see `SourceMap`)."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, wanted: frozenset[JsonPath] = frozenset()) -> None:
         self.source = SourceMap(file)
+        self.wanted = wanted
         self.file = file
         self.result: Any = None
         self.stack: list[_Frame] = []
         self.anchors: dict[str, _Anchored] = {}
         self.open_anchors: set[str] = set()
         self.nodes = 0
+        self.aliased = False
         self.documents = 0
 
     def fail(self, event: Any, message: str) -> DefinitionError:
@@ -440,9 +482,7 @@ class _Builder:
     def charge(self, event: Any, size: int) -> None:
         self.nodes += size
         if self.nodes > MAX_NODES:
-            raise self.fail(
-                event, f"document expands to more than {MAX_NODES} values (alias bomb?)"
-            )
+            raise self.fail(event, _too_many(aliased=self.aliased))
 
     def check_tag(self, event: Any) -> None:
         tag = event.tag
@@ -460,7 +500,8 @@ class _Builder:
             return
         value = self.resolve(event)
         self.charge(event, 1)
-        self.source.values[path] = position
+        if self.wanted and path in self.wanted:
+            self.source.values[path] = position
         if event.anchor is not None:
             self.anchors[event.anchor] = _Anchored(value, 1)
         self.attach(value, 1, position)
@@ -475,7 +516,10 @@ class _Builder:
         if key in frame.container:
             raise self.fail(event, f"duplicate key {key!r}")
         frame.key = key
-        self.source.keys[(*frame.path, key)] = position
+        if self.wanted:
+            path = (*frame.path, key)
+            if path in self.wanted:
+                self.source.keys[path] = position
 
     def resolve(self, event: ScalarEvent) -> Any:
         """YAML 1.2 core schema for plain scalars; quoted ones are strings."""
@@ -507,11 +551,13 @@ class _Builder:
         if path is None:
             raise self.fail(event, "mapping keys must be plain strings, not collections")
         self.charge(event, 1)
-        self.source.values[path] = Position(event.start_mark.line + 1, event.start_mark.column + 1)
+        position = Position(event.start_mark.line + 1, event.start_mark.column + 1)
+        if self.wanted and path in self.wanted:
+            self.source.values[path] = position
         container: dict[str, Any] | list[Any] = {} if isinstance(event, MappingStartEvent) else []
         if event.anchor is not None:
             self.open_anchors.add(event.anchor)
-        self.stack.append(_Frame(container, path, event.anchor))
+        self.stack.append(_Frame(container, path, event.anchor, position))
 
     def close(self, event: Any) -> None:
         frame = self.stack.pop()
@@ -522,8 +568,7 @@ class _Builder:
         if frame.anchor is not None:
             self.open_anchors.discard(frame.anchor)
             self.anchors[frame.anchor] = _Anchored(value, frame.size)
-        position = self.source.values.get(frame.path, Position(1, 1))
-        self.attach(value, frame.size, position)
+        self.attach(value, frame.size, frame.position)
 
     def alias(self, event: AliasEvent) -> None:
         name = event.anchor
@@ -535,9 +580,11 @@ class _Builder:
         path = self.child_path(event)
         if path is None:
             raise self.fail(event, "mapping keys must be plain strings, not aliases")
+        self.aliased = True
         self.charge(event, anchored.size)
         position = Position(event.start_mark.line + 1, event.start_mark.column + 1)
-        self.source.values[path] = position
+        if self.wanted and path in self.wanted:
+            self.source.values[path] = position
         self.attach(anchored.value, anchored.size, position)
 
     def attach(self, value: Any, size: int, position: Position) -> None:

@@ -216,6 +216,7 @@ def _problem(detail: Any) -> Problem:
 
 def _raise(document: LoadedDocument, problems: list[Problem]) -> None:
     if problems:
+        document.source.locate_all(p.path for p in problems)
         raise DefinitionError(
             document.source.error(p.path, p.message, at_key=p.at_key) for p in problems
         )

@@ -176,9 +176,10 @@ def _names(problem: Problem) -> set[str]:
 def _raise(document: LoadedDocument, problems: list[Problem]) -> None:
     """Locate each problem; model-side paths are mapped to the keys the file really uses."""
     if problems:
+        located = [(_spelled(document.data, p.path), p) for p in problems]
+        document.source.locate_all(path for path, _ in located)
         raise DefinitionError(
-            document.source.error(_spelled(document.data, p.path), p.message, at_key=p.at_key)
-            for p in problems
+            document.source.error(path, p.message, at_key=p.at_key) for path, p in located
         )
 
 

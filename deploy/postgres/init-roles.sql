@@ -1,6 +1,6 @@
 -- temporal-dsl roles, run once by the postgres image on an empty data directory
 -- (/docker-entrypoint-initdb.d). Same privileges as `tdsl dev` gives its embedded
--- PostgreSQL (interpreter/dev_databases.py); see docs/security.md.
+-- PostgreSQL (interpreter/dev/databases.py); see docs/security.md.
 --
 --   tdsl      owns database tdsl: the registry, the run history, the payload store.
 --             The worker's and the CLI's DATABASE_URL.

@@ -2,7 +2,7 @@
 
 A definition's author must not reach the registry and run history with the worker's
 credentials (docs/security.md). So the embedded server gets what production gets
-from `deploy/postgres/init-roles.sh`:
+from `deploy/postgres/init-roles.sql`:
 
 - role `tdsl` owns database `tdsl`: the registry, the run history and the payload
   store (`DATABASE_URL`);

@@ -118,7 +118,8 @@ def _too_large_message(what: str, size: int, store: PayloadStore | None, cap: in
     if store is None:
         return (
             f"{what} is {size} bytes, over Temporal's {_mib(TEMPORAL_PAYLOAD_LIMIT)} payload limit, "
-            "and no payload store is configured (set DATABASE_URL or TDSL_PAYLOAD_STORE)"
+            "and no payload store is on "
+            "(TDSL_PAYLOAD_STORE=postgres with DATABASE_URL, or file:DIR)"
         )
     return (
         f"{what} is {size} bytes, over the {_mib(cap)} tdsl keeps in its payload store "

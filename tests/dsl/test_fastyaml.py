@@ -23,7 +23,7 @@ from benchmarks.validation import _definition, _yaml
 from dsl import loader
 from dsl.catalog import is_definition_file
 from dsl.errors import DefinitionError
-from dsl.fastyaml import load_block_yaml, resolve_plain
+from dsl.fastyaml import TooManyValues, load_block_yaml, resolve_plain
 from dsl.loader import (
     MAX_DEPTH,
     MAX_NODES,
@@ -226,7 +226,9 @@ def test_what_is_outside_the_subset_goes_the_event_road(text: str) -> None:
 @pytest.mark.parametrize("text", ACCEPTED)
 def test_a_document_at_the_limits_goes_the_event_road(text: str) -> None:
     data = fast(text)
-    assert fast(text, max_nodes=_values(data) - 1) is None
+    with pytest.raises(TooManyValues):  # refused at once: the event road would cost more
+        fast(text, max_nodes=_values(data) - 1)
+    assert fast(text, max_nodes=_values(data)) is not None
     assert fast(text, max_depth=_depth(data)) is None
 
 
@@ -501,14 +503,24 @@ def test_random_lines_read_or_fail_the_same_on_both_roads(text: str) -> None:
     check(text)
 
 
+def _within(text: str, max_depth: int, max_nodes: int) -> None:
+    """What the fast road takes is within its limits; it refuses only what is over them."""
+    try:
+        reading = fast(text, max_depth, max_nodes)
+    except TooManyValues:
+        kind, data = slow(text)
+        assert kind == "error" or _values(data) > max_nodes, "refused a document within limits"
+        return
+    if reading is not None:
+        assert _depth(reading) < max_depth
+        assert _values(reading) <= max_nodes
+
+
 @given(YAML_LINES, st.integers(1, 8), st.integers(0, 40))
 def test_what_the_fast_road_takes_is_within_the_limits_it_was_given(
     text: str, max_depth: int, max_nodes: int
 ) -> None:
-    reading = fast(text, max_depth, max_nodes)
-    if reading is not None:
-        assert _depth(reading) < max_depth
-        assert _values(reading) <= max_nodes
+    _within(text, max_depth, max_nodes)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
@@ -516,10 +528,7 @@ def test_what_the_fast_road_takes_is_within_the_limits_it_was_given(
 def test_random_documents_stay_within_the_limits_the_fast_road_was_given(
     lines: list[str], max_depth: int, max_nodes: int
 ) -> None:
-    reading = fast("\n".join(lines), max_depth, max_nodes)
-    if reading is not None:
-        assert _depth(reading) < max_depth
-        assert _values(reading) <= max_nodes
+    _within("\n".join(lines), max_depth, max_nodes)
 
 
 # --------------------------------------------------------------------------- messages
@@ -572,7 +581,38 @@ def test_validation_messages_are_the_same_without_the_fast_road(data: Any) -> No
 
 def test_positions_are_built_only_when_a_message_needs_one() -> None:
     document = load_text("name: x\nsteps:\n  - id: a\n    action: echo\n", file="p.yaml")
-    assert document.source.build is not None  # nothing asked for a position yet
+    assert not document.source.values  # nothing asked yet
+    assert not document.source.keys
     assert document.source.key(("steps", 0, "action")) == Position(4, 5)
-    assert document.source.build is None
+    assert ("steps", 0, "action") in document.source.keys
+    assert ("name",) not in document.source.keys  # only what was asked, and its ancestors
     assert document.source.value(("steps", 0)) == Position(3, 5)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["  - 1\n", "  - [1, 2]\n", "  - {a: 1}\n", "  - x: [1, {b: 2}]\n"],
+    ids=["scalars", "flow-lists", "flow-maps", "nested"],
+)
+def test_both_roads_refuse_too_many_values_on_the_same_line(
+    monkeypatch: pytest.MonkeyPatch, body: str
+) -> None:
+    """The fast road refuses at once (the event road would cost far more memory), with the
+    line the event road names; the column may be the flow collection's start."""
+    monkeypatch.setattr(loader, "MAX_NODES", 200)
+    text = "name: x\nsteps: [{id: a, action: echo}]\nparameters:\n  x:\n" + body * 200
+    messages = []
+    for road in (loader._load_block_yaml, loader._load_events):
+        with pytest.raises(DefinitionError) as caught:
+            road(text, "f.yaml")
+        messages.append(str(caught.value))
+    fast_line, slow_line = (message.split(":")[1] for message in messages)
+    assert fast_line == slow_line, messages
+    assert all("document holds more than 200 values" in message for message in messages)
+
+
+def test_aliases_over_the_value_limit_are_named_an_alias_bomb() -> None:
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(6)
+    )
+    assert "through its aliases (alias bomb?)" in loaded(laughs)[1]

@@ -233,9 +233,9 @@ def test_json_the_fast_road_refuses_goes_the_normal_way(
 def test_json_positions_are_built_only_when_a_message_needs_one() -> None:
     document = load_text(JSON_STEPS % ', {"id": "b", "acton": "echo"}', file="p.json")
     assert document.data["steps"][1]["acton"] == "echo"
-    assert document.source.build is not None  # nothing asked for a position yet
+    assert not document.source.values  # nothing asked yet
+    assert not document.source.keys
     assert document.source.key(("steps", 1, "acton")) == Position(4, 48)
-    assert document.source.build is None
     assert document.source.value(("steps", 0, "action")) == Position(4, 27)
 
 

@@ -181,7 +181,8 @@ async def test_without_a_store_a_worker_marks_what_it_cannot_send() -> None:
     assert error.non_retryable
     assert error.message == (
         f"a payload of workflow 'wf-1' is {big.ByteSize()} bytes, over Temporal's 2 MiB "
-        "payload limit, and no payload store is configured (set DATABASE_URL or TDSL_PAYLOAD_STORE)"
+        "payload limit, and no payload store is on "
+        "(TDSL_PAYLOAD_STORE=postgres with DATABASE_URL, or file:DIR)"
     )
 
     # An activity's input: the marker survives decoding as an OversizedValue, which
@@ -525,7 +526,7 @@ async def _fails_fast(
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError)
     assert cause.type == "PayloadTooLarge", cause
-    assert "bytes, over Temporal's 2 MiB payload limit, and no payload store is configured" in (
+    assert "bytes, over Temporal's 2 MiB payload limit, and no payload store is on" in (
         cause.message
     )
     return handle, cause

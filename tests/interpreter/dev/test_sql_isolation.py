@@ -4,7 +4,7 @@ The attack that worked before: one definition read other runs' inputs, rewrote a
 history to FAILED, created and dropped tables and ran `COPY ... TO PROGRAM`, because
 `sql.query` connected to `DATABASE_URL` as a superuser. Now it connects to
 `TDSL_SQL_URL` as the least-privilege role `tdsl dev` provisions (the same privileges
-`deploy/postgres/init-roles.sh` gives in docker-compose).
+`deploy/postgres/init-roles.sql` gives in docker-compose).
 """
 
 from __future__ import annotations
