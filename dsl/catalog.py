@@ -1,6 +1,6 @@
 """Where definitions named by a ``subworkflow`` step are found.
 
-Spec §4: by name (and version, default the highest) among the definition files in
+By name (docs/language.md, "Subworkflows and versions"): (and version, default the highest) among the definition files in
 the submitted file's directory and any ``--definitions DIR``; the PostgreSQL
 registry is another `Catalog` that the interpreter chains after this one.
 """

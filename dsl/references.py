@@ -33,7 +33,7 @@ from dsl.models import (
     TaskStep,
     WaitStep,
 )
-from dsl.templates import format_path, string_templates
+from dsl.templates import ROOTS, format_path, string_templates
 from dsl.values import JsonPath
 
 __all__ = ["check_references"]
@@ -324,7 +324,7 @@ class _Checker:
             return (
                 f"unknown run field {field!r}; expected one of {', '.join((*RUN_FIELDS, 'error'))}"
             )
-        return f"unknown root {root!r}; expected input, steps, vars, item, index, iteration or run"
+        return f"unknown root {root!r}; expected {', '.join(ROOTS[:-1])} or {ROOTS[-1]}"
 
     def step_problem(self, rest: JsonPath, reader: _Reader, itself: str | None) -> str | None:
         if not rest or not isinstance(rest[0], str):

@@ -39,8 +39,8 @@ __all__ = [
     "string_templates",
 ]
 
-ROOTS: tuple[str, ...] = ("input", "steps", "vars", "item", "index", "run")
-"""The allowed first segments of a path (spec section 3)."""
+ROOTS: tuple[str, ...] = ("input", "steps", "vars", "item", "index", "iteration", "run")
+"""The allowed first segments of a path (docs/language.md, "Templates")."""
 
 _OPEN = "${{"
 _CLOSE = "}}"

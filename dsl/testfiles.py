@@ -1,4 +1,4 @@
-"""Test files of definitions (spec §8): `*.test.yaml`, read with positions, and how a
+"""Test files of definitions (docs/testing.md): `*.test.yaml`, read with positions, and how a
 case's expectations compare with what a run did.
 
 Pure, like the rest of `dsl/`: running the cases is `interpreter.testing`'s job. A
@@ -13,7 +13,7 @@ import re
 from collections.abc import Collection, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -22,6 +22,7 @@ from dsl.errors import DefinitionError, Problem
 from dsl.graph import WorkflowGraph, suggest
 from dsl.loader import LoadedDocument, load_file
 from dsl.models import TaskStep
+from dsl.statuses import FinalRunStatus
 from dsl.validate import validate_file
 
 __all__ = [
@@ -33,8 +34,6 @@ __all__ = [
     "first_difference",
     "load_test_file",
 ]
-
-RUN_STATUSES = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")
 
 
 class _Strict(BaseModel):
@@ -77,7 +76,7 @@ class SignalAt(_Strict):
 class Expectation(_Strict):
     """What the run must have done; every key optional, `output` and `error` subsets."""
 
-    status: Literal["COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"] | None = None
+    status: FinalRunStatus | None = None
     output: Any = None
     steps: dict[str, str] = Field(default_factory=dict)
     error: dict[str, Any] | None = None

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any
 
 from temporalio.common import SearchAttributeKey
+
+from dsl.statuses import (
+    ENDED_STEP_STATUSES,
+    FINAL_RUN_STATUSES,
+    RUN_STATUSES,
+    STEP_STATUSES,
+    FinalRunStatus,
+    RunStatus,
+    StepStatus,
+)
 
 __all__ = [
     "ALL_SEARCH_ATTRIBUTES",
@@ -24,6 +34,8 @@ __all__ = [
     "DSL_NAME",
     "DSL_TENANT",
     "DSL_VERSION",
+    "ENDED_STEP_STATUSES",
+    "FINAL_RUN_STATUSES",
     "MEMO_HASH",
     "MEMO_NAME",
     "MEMO_TENANT",
@@ -45,8 +57,10 @@ __all__ = [
     "TENANT_HEADER",
     "TENANT_PATTERN",
     "WORKFLOW_NAME",
+    "FinalRunStatus",
     "RunEnvelope",
     "RunInput",
+    "RunStatus",
     "StepStatus",
     "definition_type",
     "parse_definition_type",
@@ -68,16 +82,6 @@ CANCEL_STEP_SIGNAL = "cancel_step"
 """Payload ``{"step": "<id>"}``: cancel that one running step; the run goes on."""
 CONTROL_SIGNALS = (PAUSE_SIGNAL, RESUME_SIGNAL, CANCEL_SIGNAL, CANCEL_STEP_SIGNAL)
 
-StepStatus = Literal["pending", "waiting", "running", "completed", "skipped", "failed", "cancelled"]
-STEP_STATUSES: tuple[StepStatus, ...] = (
-    "pending",
-    "waiting",
-    "running",
-    "completed",
-    "skipped",
-    "failed",
-    "cancelled",
-)
 
 DSL_NAME = SearchAttributeKey.for_keyword("DslName")
 DSL_VERSION = SearchAttributeKey.for_keyword("DslVersion")
@@ -134,8 +138,6 @@ BREAK_ACTIVITY = "tdsl.break"
 """The internal no-op local activity a run awaits to end a long workflow task
 (`interpreter.runtime.breaks`)."""
 
-RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")
-"""A run's status as `tdsl status`, the run history and `tdsl runs --status` spell it."""
 
 MEMO_NAME = "dsl_name"
 MEMO_VERSION = "dsl_version"

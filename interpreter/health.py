@@ -1,4 +1,4 @@
-"""`tdsl worker --health-port`: the probes an orchestrator asks (spec §7 "Health").
+"""`tdsl worker --health-port`: the probes an orchestrator asks (docs/production.md, "Health probes").
 
 - ``GET /livez``: 200 while the process runs (its event loop answers);
 - ``GET /readyz``: 200 once the worker is connected and polling, 503 before that,

@@ -1,6 +1,6 @@
 """The definitions a worker knows, and the local activity that tells a run which it runs.
 
-Every definition is a workflow type (spec §7): ``NAME`` or ``NAME@VERSION``, started
+Every definition is a workflow type (docs/language.md, "Definitions are workflow types"): ``NAME`` or ``NAME@VERSION``, started
 by any Temporal client with the user's input as the only argument. The interpreter
 cannot read files or the database itself (workflow code does no I/O), so on its
 first workflow task a run started by type asks this worker through the local

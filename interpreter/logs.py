@@ -1,4 +1,4 @@
-"""How `tdsl worker` and `tdsl dev` write their log (spec §7 "Logs").
+"""How `tdsl worker` and `tdsl dev` write their log (docs/production.md, "Logs").
 
 One line per record, as text or as JSON objects (``--log-format json``: time, level,
 logger, message, and the run's workflow id, run id, step id, action and attempt

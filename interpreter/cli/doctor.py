@@ -1,4 +1,4 @@
-"""`tdsl doctor [--json]`: what a run needs, checked one line at a time (spec §5)."""
+"""`tdsl doctor [--json]`: what a run needs, checked one line at a time (README.md, "The CLI")."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from interpreter.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
     add_connection_options,
+    add_task_queue_option,
     client_for,
     print_json,
     task_queue_of,
@@ -23,9 +24,7 @@ def register(commands: Any) -> None:
         help="check the server, namespace, search attributes, a polling worker and the database",
     )
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
-    doctor.add_argument(
-        "--task-queue", metavar="Q", help="default TEMPORAL_TASK_QUEUE or temporal-dsl"
-    )
+    add_task_queue_option(doctor)
     add_connection_options(doctor)
     doctor.set_defaults(handler=_doctor, uses_temporal=True)
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dsl.models import MAX_STEP_ID, STEP_ID_PATTERN
+from dsl.statuses import ENDED_STEP_STATUSES
 from dsl.validate import validate_file
 from interpreter.cli.support import (
     EXIT_FAILED,
@@ -26,6 +27,7 @@ from interpreter.cli.support import (
     activity_names_of,
     add_connection_options,
     add_definition_options,
+    add_task_queue_option,
     add_tenant_option,
     client_for,
     print_json,
@@ -53,9 +55,7 @@ def register(commands: Any) -> None:
     run.add_argument(
         "--json", action="store_true", help="wait, then print one JSON object with the result"
     )
-    run.add_argument(
-        "--task-queue", metavar="Q", help="default TEMPORAL_TASK_QUEUE or temporal-dsl"
-    )
+    add_task_queue_option(run)
     add_tenant_option(run, "the tenant the run, its children and its activities belong to")
     add_definition_options(run)
     add_connection_options(run)
@@ -195,8 +195,11 @@ class _ProgressView:
             return None
         shown = self.shown.get(step_id)
         if shown is not None and (
-            shown[0] in _ENDS  # nothing after the end: a later answer is stale
-            or (status not in _ENDS and (attempt < shown[1] or (status, attempt) == shown))
+            shown[0] in ENDED_STEP_STATUSES  # nothing after the end: a later answer is stale
+            or (
+                status not in ENDED_STEP_STATUSES
+                and (attempt < shown[1] or (status, attempt) == shown)
+            )
         ):
             return None
         self.shown[step_id] = (status, attempt)
@@ -204,7 +207,6 @@ class _ProgressView:
         return f"  {step_id}: {status}{suffix}"
 
 
-_ENDS = frozenset({"completed", "skipped", "failed", "cancelled"})
 """Step statuses a step ends with; after one, nothing more is printed for it."""
 
 
@@ -215,9 +217,11 @@ def _moment(status: str, attempts: int, times: dict[str, Any] | None) -> float:
     so `running (attempt n)` counts as unknown too, as does any other state on the way
     (not `running`, not an end).
     """
-    if times is None or (status not in _ENDS and (status != "running" or attempts > 1)):
+    if times is None or (
+        status not in ENDED_STEP_STATUSES and (status != "running" or attempts > 1)
+    ):
         return math.inf
-    text = times.get("ended_at") if status in _ENDS else None
+    text = times.get("ended_at") if status in ENDED_STEP_STATUSES else None
     text = text or times.get("started_at")
     try:
         return datetime.fromisoformat(text).timestamp() if isinstance(text, str) else math.inf

@@ -16,6 +16,7 @@ from interpreter.cli.support import (
     activity_names_of,
     add_connection_options,
     add_definition_options,
+    add_task_queue_option,
     client_for,
     print_json,
     task_queue_of,
@@ -31,11 +32,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "deploy", help="create, update and remove the Temporal Schedules of a file's triggers"
     )
     deploy.add_argument("file", metavar="FILE")
-    deploy.add_argument(
-        "--task-queue",
-        metavar="Q",
-        help="where scheduled runs go (default TEMPORAL_TASK_QUEUE or temporal-dsl)",
-    )
+    add_task_queue_option(deploy, "where scheduled runs go")
     add_definition_options(deploy)
     add_connection_options(deploy)
     deploy.set_defaults(handler=_deploy, uses_temporal=True)

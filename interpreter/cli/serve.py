@@ -1,4 +1,4 @@
-"""`tdsl serve [--port N] [--host H] [--definitions DIR]...`: the HTTP API of spec §9.
+"""`tdsl serve [--port N] [--host H] [--definitions DIR]...`: the HTTP API of docs/api.md.
 
 It listens on 127.0.0.1 unless told otherwise, and refuses any other address without
 `TDSL_API_TOKEN`: the routes that change something would be open to the network.
@@ -17,6 +17,7 @@ from dsl.errors import InputError
 from interpreter.cli.support import (
     EXIT_OK,
     add_connection_options,
+    add_task_queue_option,
     client_for,
     task_queue_of,
 )
@@ -43,9 +44,7 @@ def register(commands: Any) -> None:
         metavar="DIR",
         help="directories of definitions runs may be started of (besides the registry)",
     )
-    serve.add_argument(
-        "--task-queue", metavar="Q", help="default TEMPORAL_TASK_QUEUE or temporal-dsl"
-    )
+    add_task_queue_option(serve)
     add_connection_options(serve)
     serve.set_defaults(handler=_serve, uses_temporal=True)
 

@@ -17,6 +17,7 @@ from interpreter.cli.support import (
     EXIT_OK,
     activity_names_of,
     add_connection_options,
+    add_task_queue_option,
     client_for,
     positive_int,
     task_queue_of,
@@ -38,9 +39,7 @@ def register(commands: Any) -> None:
         metavar="MODULE",
         help="a module of @activity.defn functions to register too",
     )
-    worker.add_argument(
-        "--task-queue", metavar="Q", help="default TEMPORAL_TASK_QUEUE or temporal-dsl"
-    )
+    add_task_queue_option(worker)
     worker.add_argument("--max-concurrent-activities", type=positive_int, metavar="N", default=None)
     worker.add_argument(
         "--http-allow",

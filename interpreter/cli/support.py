@@ -22,6 +22,8 @@ __all__ = [
     "activity_names_of",
     "add_connection_options",
     "add_definition_options",
+    "add_task_queue_option",
+    "add_tenant_option",
     "client_for",
     "positive_int",
     "print_diagnostics",
@@ -110,6 +112,14 @@ def activity_names_of(modules: list[str] | None) -> set[str] | None:
     except NotFoundError as exc:
         raise InputError(str(exc)) from None
     return set(activity_names([*default_activities(BuiltinActivities()), *extra]))
+
+
+def add_task_queue_option(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """`--task-queue Q`, read back by `task_queue_of`: one default wherever it appears."""
+    default = "default TEMPORAL_TASK_QUEUE or temporal-dsl"
+    parser.add_argument(
+        "--task-queue", metavar="Q", help=f"{what} ({default})" if what else default
+    )
 
 
 def task_queue_of(args: argparse.Namespace) -> str:

@@ -1,4 +1,4 @@
-"""`tdsl test [PATH...] [--junit FILE]`: the cases of `*.test.yaml` files (spec §5, §8).
+"""`tdsl test [PATH...] [--junit FILE]`: the cases of `*.test.yaml` files (docs/testing.md).
 
 Every test file and its definition is checked before any case runs, so a typo is
 exit 2 with `FILE:LINE:COL` lines and nothing started; then the cases run one after

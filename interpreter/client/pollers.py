@@ -1,5 +1,5 @@
 """Who polls a task queue: so that a run never waits silently for a worker that is not
-there (spec §5), and so that `worker_registry` knows whose announcements count."""
+there (README.md, "The CLI"), and so that `worker_registry` knows whose announcements count."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__ = ["NO_WORKER_AFTER", "POLLED_WITHIN", "polling_identities", "warning_wi
 POLLED_WITHIN = dt.timedelta(seconds=60)
 """A worker that polled less recently than this is taken to be gone."""
 NO_WORKER_AFTER = 5.0
-"""Seconds a waiting client lets pass before it looks for a worker (the spec: within 10)."""
+"""Seconds a waiting client lets pass before it looks for a worker (README.md, "The CLI": within 10)."""
 
 
 async def polling_identities(

@@ -31,9 +31,7 @@ from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from dsl.errors import NotFoundError, ServiceError
-from interpreter.contract import (
-    STATUS_QUERY,
-)
+from interpreter.contract import FINAL_RUN_STATUSES, STATUS_QUERY
 
 __all__ = [
     "DEFAULT_UI_URL",
@@ -62,7 +60,8 @@ RUN_KEYS = ("workflow_id", "run_id", "status", "output", "error", "steps", "cont
 `run_id` is the current run's; `continued` says how many times the logical run
 continued as new (0 for most runs), and `steps` holds the steps of all its runs."""
 
-FINAL_STATUSES = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")
+FINAL_STATUSES = FINAL_RUN_STATUSES
+"""The contract's `FINAL_RUN_STATUSES`, under the name this package has always exported."""
 
 _STATUS_NAMES = {
     WorkflowExecutionStatus.RUNNING: "RUNNING",
@@ -326,7 +325,7 @@ async def _snapshot(
 
 
 async def run_status(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-    """Spec §5's `status --json` object for the run *handle* names (latest run by id).
+    """The `tdsl status --json` object (README.md, "The CLI") for the run *handle* names (latest run by id).
 
     `output` is set once the run completed, `error` (one line) once it ended any
     other way; `steps` comes from the workflow's query when a worker answers it,

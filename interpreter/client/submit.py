@@ -229,7 +229,7 @@ def new_workflow_id(name: str) -> str:
 
 @dataclass
 class RunStart:
-    """How a prepared run is started by its definition's workflow type (spec §7)."""
+    """How a prepared run is started by its definition's workflow type (docs/language.md, "Definitions are workflow types")."""
 
     workflow_type: str
     args: list[Any]

@@ -26,20 +26,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from interpreter.contract import ENDED_STEP_STATUSES, STEP_STATUSES
+
 if TYPE_CHECKING:
     from interpreter.history.store import Store
 
 __all__ = ["STEP_ENDS", "events_of_chain", "run_events", "timeline"]
 
-STEP_ENDS = {
-    "completed": "completed",
-    "failed": "failed",
-    "cancelled": "cancelled",
-    "skipped": "skipped",
+STEP_ENDS: dict[str, str] = {
+    status: status for status in STEP_STATUSES if status in ENDED_STEP_STATUSES
 }
-"""A step status that ends the step → the event that says so."""
+"""A step status that ends the step → the event that says so (the same word)."""
 
-_NOT_ENDED = ("pending", "waiting", "running")
+_NOT_ENDED = tuple(status for status in STEP_STATUSES if status not in ENDED_STEP_STATUSES)
 _RANK = {"started": 0, "completed": 1, "failed": 1, "cancelled": 1}
 
 

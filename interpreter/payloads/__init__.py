@@ -8,7 +8,7 @@ marker and not an exception on the workflow side: `codec`). One topic per module
 each importing only those above it in this list:
 
 - `stores`: the `PayloadStore` protocol, `FileStore`, `PostgresStore`, key checks,
-  the table's DDL and `PayloadError`;
+  the table's DDL, `PayloadError` and `PayloadStoreUnavailable` (a `ServiceError`);
 - `config`: the store and threshold from the environment (`payload_store_from_env`);
 - `codec`: `ClaimCheckCodec`, the size limits and the "too large" markers
   (`OversizedValue`, `TdslPayloadConverter`);
@@ -46,6 +46,7 @@ from interpreter.payloads.stores import (
     FileStore,
     PayloadError,
     PayloadStore,
+    PayloadStoreUnavailable,
     PostgresStore,
     check_key,
     put_content,
@@ -75,6 +76,7 @@ __all__ = [
     "PayloadError",
     "PayloadLimitInterceptor",
     "PayloadStore",
+    "PayloadStoreUnavailable",
     "PostgresStore",
     "TdslPayloadConverter",
     "check_key",

@@ -19,13 +19,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from dsl.errors import DslError
+from dsl.errors import DslError, ServiceError
 
 __all__ = [
     "PAYLOADS_TABLE_DDL",
     "FileStore",
     "PayloadError",
     "PayloadStore",
+    "PayloadStoreUnavailable",
     "PostgresStore",
     "check_key",
     "put_content",
@@ -46,6 +47,11 @@ class PayloadError(DslError):
     """A payload cannot be stored, found or sent (store missing, unreachable, corrupt,
     or a value too large for a client to send). Retryable where it happens in a
     worker: once the store is back or configured, the run goes on."""
+
+
+class PayloadStoreUnavailable(PayloadError, ServiceError):
+    """The store's service cannot be reached: a `ServiceError` like an unreachable
+    Temporal or registry, so the CLI and `tdsl serve` report it as one (503)."""
 
 
 def check_key(key: str) -> str:
@@ -190,7 +196,9 @@ class PostgresStore:
             try:
                 connection = await asyncpg.connect(self.url)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-                raise PayloadError(f"payload store PostgreSQL unreachable: {err}") from err
+                raise PayloadStoreUnavailable(
+                    f"payload store PostgreSQL unreachable: {err}"
+                ) from err
             try:
                 yield connection
             finally:

@@ -1,4 +1,4 @@
-"""The interpreter's own metrics (spec §7 "Health and metrics"), from workflow code.
+"""The interpreter's own metrics (docs/production.md, "Metrics"), from workflow code.
 
 `tdsl_steps_total{definition,type,status}`, `tdsl_step_duration_seconds{definition,type}`
 and `tdsl_runs_total{definition,status}`, recorded through `workflow.metric_meter()`:
@@ -16,9 +16,9 @@ from datetime import datetime
 from temporalio import workflow
 from temporalio.common import MetricCounter, MetricHistogramFloat
 
-__all__ = ["RunMetrics"]
+from interpreter.contract import ENDED_STEP_STATUSES
 
-_ENDED = frozenset({"completed", "failed", "skipped", "cancelled"})
+__all__ = ["RunMetrics"]
 
 
 class RunMetrics:
@@ -38,7 +38,7 @@ class RunMetrics:
     def step_ended(
         self, step_type: str, status: str, started: datetime | None, ended: datetime | None
     ) -> None:
-        if status not in _ENDED:
+        if status not in ENDED_STEP_STATUSES:
             return
         bound = self._by_label.get((step_type, status))
         if bound is None:

@@ -1,7 +1,7 @@
 """Definitions as workflow types: one dynamic workflow runs every ``NAME[@VERSION]``.
 
 Any Temporal client starts a definition by its name, with the user's input as the
-only argument (spec §7). The run learns its definition on its first workflow task:
+only argument (docs/language.md, "Definitions are workflow types"). The run learns its definition on its first workflow task:
 
 - from the memo's content hash (`MEMO_HASH`) when its starter pinned one — `tdsl
   run`, a parent run, a continuation — else from the type: the highest version the

@@ -1,4 +1,4 @@
-"""The JSON API of `tdsl serve` (spec §9): each route a thin layer over the functions
+"""The JSON API of `tdsl serve` (docs/api.md): each route a thin layer over the functions
 the CLI uses, so a run started here is the run `tdsl run` would start.
 
 Errors are `{"error": message}` with a 4xx status (422 with `{"errors": [{line,

@@ -1,4 +1,4 @@
-"""The web view of `tdsl serve` (spec §9): `/` lists definitions and recent runs, and
+"""The web view of `tdsl serve` (docs/serve.md): `/` lists definitions and recent runs, and
 `/runs/{id}` draws the run's DAG, each step coloured by its state and updated live.
 
 The pages are server-rendered HTML with every value escaped (a definition's names
@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from dsl.diagram import STATE_COLOURS
 from dsl.errors import DslError, NotFoundError
 from interpreter.client.status import DEFAULT_UI_URL, ui_link
+from interpreter.contract import RUN_STATUSES
 
 if TYPE_CHECKING:
     from interpreter.serve.common import ServeSettings
@@ -34,7 +35,6 @@ __all__ = ["STATIC", "add_pages", "run_path"]
 STATIC = Path(__file__).parent / "static"
 """The page assets (package data): `run.js` draws the graph, `style.css`."""
 
-RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT")
 RUNS_SHOWN = 50
 
 

@@ -1,4 +1,4 @@
-"""Test files (spec §8) read with positions, and the first difference of a run."""
+"""Test files (docs/testing.md) read with positions, and the first difference of a run."""
 
 from __future__ import annotations
 

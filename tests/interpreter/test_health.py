@@ -1,4 +1,4 @@
-"""`tdsl worker --health-port` (spec §7 "Health"): a real worker process, a real HTTP
+"""`tdsl worker --health-port` (docs/production.md, "Health probes"): a real worker process, a real HTTP
 client, and a SIGTERM while a step runs."""
 
 from __future__ import annotations

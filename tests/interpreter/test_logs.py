@@ -1,4 +1,4 @@
-"""The worker's log (spec §7 "Logs"): one line per record, JSON on request, no token.
+"""The worker's log (docs/production.md, "Logs"): one line per record, JSON on request, no token.
 
 Unit tests of the formatters and filters, then a real worker on the dev server whose
 steps fail, wait for a person and get cancelled, with every line it logged read back.

@@ -1,4 +1,4 @@
-"""`tdsl worker --metrics-port` (spec §7 "Health and metrics"): Prometheus text from a
+"""`tdsl worker --metrics-port` (docs/production.md, "Metrics"): Prometheus text from a
 real runtime, scraped over HTTP, with every step counted once however often its
 history replays."""
 

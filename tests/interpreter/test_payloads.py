@@ -34,7 +34,7 @@ from temporalio.worker import Replayer
 
 from dsl.bundle import canonical_json
 from dsl.checked import forget_checked
-from dsl.errors import InputError
+from dsl.errors import InputError, ServiceError
 from interpreter.client.submit import prepare_run, start_run
 from interpreter.payloads import (
     CLAIM_CHECK_ENCODING,
@@ -47,6 +47,7 @@ from interpreter.payloads import (
     PayloadError,
     PayloadLimitInterceptor,
     PayloadStore,
+    PayloadStoreUnavailable,
     PostgresStore,
     TdslPayloadConverter,
     check_key,
@@ -649,3 +650,21 @@ async def test_without_a_store_an_oversized_continuation_fails_the_run(
     assert status["status"] == "FAILED"
     assert status["steps"]["book.compensate"]["status"] == "completed"
     assert status["continued"] >= 1  # smaller continuations went through first
+
+
+async def test_an_unreachable_postgres_store_is_a_service_error() -> None:
+    """Like an unreachable Temporal or registry: the CLI says so in one line, `tdsl serve`
+    answers 503; still a `PayloadError`, so a worker's step retries until it is back."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    store = PostgresStore(f"postgresql://nobody@127.0.0.1:{port}/none")
+    for attempt in (store.put(check_key("0" * 64), b"x"), store.get("0" * 64)):
+        with pytest.raises(
+            PayloadStoreUnavailable, match="payload store PostgreSQL unreachable"
+        ) as caught:
+            await attempt
+        assert isinstance(caught.value, ServiceError)
+        assert isinstance(caught.value, PayloadError)

@@ -1,4 +1,4 @@
-"""Tenancy (spec §7 "Tenancy"): `tdsl run --tenant T` marks the run, its children and its
+"""Tenancy (docs/production.md, "Tenants"): `tdsl run --tenant T` marks the run, its children and its
 activities — which read it — with T (memo, `DslTenant`, a header through continue-as-new);
 the run history and the registry keep it, and `--tenant` filters them."""
 

@@ -1,4 +1,4 @@
-"""OpenTelemetry traces (spec §7 "Traces"): the caller's span → the run → a span per step
+"""OpenTelemetry traces (docs/production.md, "Traces"): the caller's span → the run → a span per step
 → the activities inside, child runs under their step, each span once however often the
 history replays; and the same tree exported by `tdsl run` and `tdsl worker` over a real
 OTLP/HTTP round trip."""

@@ -1,4 +1,4 @@
-"""`tdsl test` (spec §5, §8) as a user runs it, and `interpreter.testing` as a user's own
+"""`tdsl test` (docs/testing.md) as a user runs it, and `interpreter.testing` as a user's own
 pytest suite uses it: the real interpreter on the time-skipping test server."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A run never waits silently for a worker that is not there (spec §5)."""
+"""A run never waits silently for a worker that is not there (README.md, "The CLI")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Search attributes never block a run (spec §7): on a plain `temporal server start-dev`.
+"""Search attributes never block a run (docs/temporal-ui.md): on a plain `temporal server start-dev`.
 
 Each test gets its own dev server started with no flags of ours, so its namespace has
 none of `DslName`/`DslVersion`, as the first server a new user runs has none.

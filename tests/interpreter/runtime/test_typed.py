@@ -1,4 +1,4 @@
-"""Definitions are workflow types (spec §7): any Temporal client starts them by name.
+"""Definitions are workflow types (docs/language.md, "Definitions are workflow types"): any Temporal client starts them by name.
 
 A worker knows the definitions of its `--definitions` directories and of the
 registry; a run started by type learns which it runs on its first workflow task and

@@ -1,4 +1,4 @@
-"""`tdsl serve`'s JSON API (spec §9): every route with an HTTP client against the app on a
+"""`tdsl serve`'s JSON API (docs/api.md): every route with an HTTP client against the app on a
 real dev server, worker and PostgreSQL; auth refused and accepted; bad bodies; the
 `{type: api}` trigger of the seed definition; and the real command over TCP."""
 

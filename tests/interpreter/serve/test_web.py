@@ -1,4 +1,4 @@
-"""`tdsl serve`'s pages (spec §9, issue 16): `/` and `/runs/{id}` with an HTTP client
+"""`tdsl serve`'s pages (docs/serve.md): `/` and `/runs/{id}` with an HTTP client
 against the app on a real dev server, worker and PostgreSQL. What the browser draws is
 checked by `browser_check.py` (marker `browser`)."""
 
