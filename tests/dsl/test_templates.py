@@ -96,7 +96,7 @@ def test_parse_path_does_not_check_roots() -> None:
 
 
 def test_roots() -> None:
-    assert ROOTS == ("input", "steps", "vars", "item", "index", "run")
+    assert ROOTS == ("input", "steps", "vars", "item", "index", "iteration", "run")
 
 
 @pytest.mark.parametrize("root", ROOTS)
@@ -108,7 +108,7 @@ def test_check_root_rejects_unknown_root() -> None:
     with pytest.raises(ExpressionError) as info:
         check_root(("inputs", "x"))
     assert str(info.value) == (
-        "unknown root 'inputs'; expected one of input, steps, vars, item, index, run"
+        "unknown root 'inputs'; expected one of input, steps, vars, item, index, iteration, run"
     )
 
 
