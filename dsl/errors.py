@@ -14,13 +14,14 @@ anything else is a bug and is allowed to be a plain exception. Raise a leaf, nev
     ├── InputError              run input or a CLI argument is invalid (exit code 2)
     ├── NotFoundError           a named definition, run or activity does not exist
     ├── ConflictError           what is asked contradicts what is stored
-    │   └── VersionConflict     (interpreter.history.store) a registered version
+    │   └── VersionConflict     (interpreter.history.definitions) a registered version
     │                           with other content
     ├── ConfigurationError      the installation or environment is wrong: settings
     │                           files, activity modules, ports, a missing extra
     ├── ServiceError            Temporal, PostgreSQL or an embedded server is
     │   │                       unreachable, refused the request or failed
-    │   └── DatabaseUnavailable (interpreter.history.store) PostgreSQL cannot be reached
+    │   ├── DatabaseUnavailable (interpreter.history.store) PostgreSQL cannot be reached
+    │   └── PayloadStoreUnavailable (interpreter.payloads) also a PayloadError
     └── PayloadError            (interpreter.payloads) a value too large to send, or a
                                 stored value that cannot be read
 """

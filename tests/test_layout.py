@@ -91,3 +91,52 @@ def test_errors_are_raised_as_leaves(path: Path) -> None:
         and node.func.id == "DslError"
     ]
     assert bare == [], f"{path}: DslError(...) at lines {bare}; raise a leaf of dsl/errors.py"
+
+
+def _layout_rows() -> dict[str, str]:
+    """README's layout table: the path cell → the whole row."""
+    rows: dict[str, str] = {}
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            rows[line.split("|")[1].strip()] = line
+    return rows
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "dsl",
+        "interpreter/runtime",
+        "interpreter/history",
+        "interpreter/client",
+        "interpreter/cli",
+        "interpreter/payloads",
+        "interpreter/dev",
+        "activities",
+    ],
+)
+def test_the_readme_layout_names_every_module_of_a_package(package: str) -> None:
+    """The table a maintainer reads first matches the code: each module in its row."""
+    rows = _layout_rows()
+    row = next((r for cell, r in rows.items() if cell.startswith(f"`{package}/`")), None)
+    assert row is not None, f"README's layout table has no row for {package}/"
+    modules = sorted(
+        path.stem
+        for path in (ROOT / package).glob("*.py")
+        if path.stem not in ("__init__", "__main__", "builtin", "examples")
+    )
+    assert [name for name in modules if f"`{name}`" not in row] == []
+
+
+def test_the_readme_layout_names_every_top_level_interpreter_module() -> None:
+    rows = "\n".join(_layout_rows())
+    names = sorted(path.name for path in (ROOT / "interpreter").glob("*.py"))
+    missing = [n for n in names if n != "__init__.py" and f"{n}`" not in rows]
+    missing += [
+        f"{p.name}/"
+        for p in (ROOT / "interpreter").iterdir()
+        if p.is_dir() and (p / "__init__.py").exists() and f"{p.name}/`" not in rows
+    ]
+    assert missing == []
