@@ -156,8 +156,8 @@ def _git(*args: str) -> str:
 
 def _code_hash() -> str:
     digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("interpreter/*.py"), *ROOT.glob("dsl/*.py")]):
-        digest.update(path.name.encode() + path.read_bytes())
+    for path in sorted([*ROOT.glob("interpreter/**/*.py"), *ROOT.glob("dsl/*.py")]):
+        digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -194,7 +194,8 @@ async def _timed(
                 f"  {scenario.key:<12} {side:<12} rep {rep + 1}"
                 f"{'' if mode == 'sandboxed' else f' ({mode})'}: {m.seconds:7.2f} s, "
                 f"CPU: process {m.worker_cpu:5.2f} s, workflow code {m.workflow_cpu:5.2f} s "
-                f"(sandbox creation {m.instance_cpu * 1000:.0f} ms, {m.activations} activations, "
+                f"(sandbox creation {m.instance_cpu * 1000:.0f} ms, collections {m.gc_cpu * 1000:.0f} ms, "
+                f"{m.activations} activations, "
                 f"longest {m.longest_activation * 1000:.0f} ms), "
                 f"server {m.server_cpu:5.2f} s",
                 flush=True,
