@@ -29,6 +29,7 @@ from interpreter.contract import (
     StepStatus,
 )
 from interpreter.runtime.cancellation import Stops
+from interpreter.runtime.clock import step_clock
 from interpreter.runtime.outcomes import Frame, StepFailed, describe_failure
 from interpreter.runtime.progress import Progress
 
@@ -137,7 +138,7 @@ class ChildWorkflows:
         self.progress.declare(
             key, f"{step.display_name}: items {start}-{start + len(batch) - 1}", "batch"
         )
-        self.progress.update(key, "running", workflow.now())
+        self.progress.update(key, "running", step_clock())
         info = workflow.info()
         workflow_type, args, memo = self._batch_call(
             step, batch, {**seed, "index_offset": start}, per_child
@@ -160,13 +161,13 @@ class ChildWorkflows:
             # (Only the status changes; the run goes on exactly as before.)
             ended: StepStatus = "cancelled" if self.stops.ours(exc) else "failed"
             self.progress.update(
-                key, ended, workflow.now(), error=None if ended == "cancelled" else error
+                key, ended, step_clock(), error=None if ended == "cancelled" else error
             )
             raise StepFailed(step.step, error) from None
         except asyncio.CancelledError:
-            self.progress.update(key, "cancelled", workflow.now())
+            self.progress.update(key, "cancelled", step_clock())
             raise
-        self.progress.update(key, "completed", workflow.now())
+        self.progress.update(key, "completed", step_clock())
         self._show()
         return list(output)
 

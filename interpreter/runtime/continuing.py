@@ -53,7 +53,7 @@ class Continuing:
     paused: bool
     _undo: Callable[[dict[str, Any] | None], Awaitable[None]]
     _finish_run: Callable[[str], None]
-    _write_details: Callable[[], None]
+    _publish: Callable[[], None]
 
     def _take_over(self, carried: Carried) -> None:
         """Go on from where the run this one continues stopped (see `continuation`)."""
@@ -105,7 +105,7 @@ class Continuing:
         send the continuation: too large for Temporal and for its payload store
         (`PayloadTooLarge` from `interpreter.payloads.PayloadLimitInterceptor`)."""
         self.run_status = "CONTINUED_AS_NEW"
-        self._write_details()
+        self._publish()
         try:
             self._continue_with(run, self._continuation())
         except ApplicationError as refused:

@@ -16,11 +16,9 @@ re-evaluated on every activation). Part of the replay-critical runtime.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
 
-__all__ = ["MAX_IN_FLIGHT", "Deferred", "StartGate"]
+__all__ = ["MAX_IN_FLIGHT", "Deferred", "Slot", "StartGate"]
 
 MAX_IN_FLIGHT = 1000
 """Activities and child workflows one run keeps pending at most: half of Temporal's
@@ -62,15 +60,13 @@ class StartGate:
             if waiter in self._unpaused:
                 self._unpaused.remove(waiter)
 
-    @contextlib.asynccontextmanager
-    async def slot(self, *, deferrable: bool = False) -> AsyncIterator[None]:
+    def slot(self, *, deferrable: bool = False) -> Slot:
         """Hold one of the run's slots while the body runs (an activity, a child)."""
-        await self._acquire(deferrable)
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._wake()
+        return Slot(self, deferrable)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
 
     def pause(self) -> None:
         self.paused = True
@@ -92,7 +88,7 @@ class StartGate:
                 waiter.set_result(None)
         self._wake()
 
-    async def _acquire(self, deferrable: bool) -> None:
+    async def acquire(self, deferrable: bool) -> None:
         if deferrable and self.deferring:
             raise Deferred
         if not self.paused and not self._waiting and self.in_flight < self.limit:
@@ -123,3 +119,20 @@ class StartGate:
                 continue
             self.in_flight += 1
             waiter.set_result(None)
+
+
+class Slot:
+    """`StartGate.slot`: a plain class rather than `contextlib.asynccontextmanager`,
+    whose generator machinery cost more than the gate itself, once per step."""
+
+    __slots__ = ("_deferrable", "_gate")
+
+    def __init__(self, gate: StartGate, deferrable: bool) -> None:
+        self._gate = gate
+        self._deferrable = deferrable
+
+    async def __aenter__(self) -> None:
+        await self._gate.acquire(self._deferrable)
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._gate.release()

@@ -34,21 +34,34 @@ class RunMetrics:
         self._by_label: dict[tuple[str, str], tuple[MetricCounter, MetricHistogramFloat]] = {}
         """Instruments with their labels bound, made once: a wide level ends thousands
         of steps in one activation."""
+        self._uncounted: dict[tuple[str, str], int] = {}
+        """Steps ended since the last `flush`, by label: counted with one `add` per
+        label per activation rather than one per step."""
 
     def step_ended(
         self, step_type: str, status: str, started: datetime | None, ended: datetime | None
     ) -> None:
         if status not in ENDED_STEP_STATUSES:
             return
-        bound = self._by_label.get((step_type, status))
+        label = (step_type, status)
+        bound = self._by_label.get(label)
         if bound is None:
-            bound = self._by_label[step_type, status] = (
+            bound = self._by_label[label] = (
                 self._steps.with_additional_attributes({"type": step_type, "status": status}),
                 self._durations.with_additional_attributes({"type": step_type}),
             )
-        bound[0].add(1)
+        self._uncounted[label] = self._uncounted.get(label, 0) + 1
         if status != "skipped" and started is not None and ended is not None:
             bound[1].record(max(0.0, (ended - started).total_seconds()))
 
+    def flush(self) -> None:
+        """Add what `step_ended` counted; the interpreter calls it once per activation
+        (and before the run ends), so a replayed activation drops it all, as it would
+        each step's."""
+        for label, count in self._uncounted.items():
+            self._by_label[label][0].add(count)
+        self._uncounted.clear()
+
     def run_ended(self, status: str) -> None:
+        self.flush()
         self._runs.add(1, {"status": status.lower()})

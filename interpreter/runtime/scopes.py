@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
 
 from interpreter.runtime.breaks import INLINE_COST, START_COST, Breaks
 from interpreter.runtime.cancellation import Stops
+from interpreter.runtime.clock import step_clock
 from interpreter.runtime.continuation import ContinueAsNew
 from interpreter.runtime.gate import Deferred, StartGate
 from interpreter.runtime.metrics import RunMetrics
@@ -55,7 +56,7 @@ from interpreter.runtime.outcomes import (
     child_run_timeout,
     describe_failure,
 )
-from interpreter.runtime.spans import Ended, skipped_step_span, step_span
+from interpreter.runtime.spans import Ended, recording, skipped_step_span, step_span
 from interpreter.runtime.versions import Behaviours
 from interpreter.runtime.work import DagWork, JoinWork, Work
 
@@ -66,6 +67,12 @@ SUBWORKFLOW_RUN_TIMEOUT = "subworkflow-run-timeout"
 message naming the child and the limit) replay with the old `Timeout` error."""
 COMMANDLESS = (SetStep, DecisionStep, FailStep)
 """Steps that run inside the workflow task that readied them (see `breaks`)."""
+BREAK_COSTS: dict[type[Step], int] = {
+    **dict.fromkeys(COMMANDLESS, INLINE_COST),
+    TaskStep: START_COST,
+    SubworkflowStep: START_COST,
+}
+"""What a step of each type pays `breaks` before it starts; the others pay nothing."""
 
 
 class Scopes:
@@ -234,8 +241,10 @@ class Scopes:
         deferred there instead, when the run continues as new.
         """
         key = step.id + frame.suffix
+        if not recording():  # not traced: no span to open
+            return await self._run_step_in_span(step, frame, key, deferrable)
         with step_span(self.definition, step, key, functools.partial(self._ended, key)):
-            return await self._run_step_traced(step, frame, key, deferrable)
+            return await self._run_step_in_span(step, frame, key, deferrable)
 
     def _ended(self, key: str) -> Ended:
         state = self.progress.steps.get(key)
@@ -244,17 +253,16 @@ class Scopes:
         message = (state.error or {}).get("message")
         return state.status, str(message) if message is not None else None
 
-    async def _run_step_traced(
+    async def _run_step_in_span(
         self, step: Step, frame: Frame, key: str, deferrable: bool
     ) -> Outcome:
         culprit: Step = step
         try:
             async with self._admission(step, deferrable):
                 if self.breaks is not None:
-                    if isinstance(step, COMMANDLESS):
-                        await self.breaks.turn(INLINE_COST)
-                    elif isinstance(step, TaskStep | SubworkflowStep):
-                        await self.breaks.turn(START_COST)
+                    cost = BREAK_COSTS.get(type(step))
+                    if cost is not None:
+                        await self.breaks.turn(cost)
                 task = asyncio.current_task()
                 cancellable = "[" not in key  # foreach items are not
                 if cancellable and task is not None:
@@ -342,8 +350,9 @@ class Scopes:
         error: dict[str, Any] | None = None,
     ) -> None:
         key = step.id + frame.suffix
-        self.progress.declare(key, step.display_name + frame.suffix, step.type)
-        self.progress.update(key, status, workflow.now(), error=error)
+        if key not in self.progress.steps:
+            self.progress.declare(key, step.display_name + frame.suffix, step.type)
+        self.progress.update(key, status, step_clock(), error=error)
         if self.metrics is not None:
             state = self.progress.steps[key]
             self.metrics.step_ended(step.type, status, state.started_at, state.ended_at)
@@ -352,18 +361,21 @@ class Scopes:
         self._show()
 
     def _show(self) -> None:
-        """Refresh the UI's details once per activation, however many steps changed.
+        """Refresh the UI's details and add the step counters once per activation,
+        however many steps changed.
 
         Every step change asks for it, and a wide level changes a thousand steps in
         one activation; the details are read only by a query, after the activation.
         """
         if not self.details_due:
             self.details_due = True
-            asyncio.get_running_loop().call_soon(self._write_details)
+            asyncio.get_running_loop().call_soon(self._publish)
 
-    def _write_details(self) -> None:
+    def _publish(self) -> None:
         self.details_due = False
         workflow.set_current_details(self.progress.markdown(self.run_status, self.paused))
+        if self.metrics is not None:
+            self.metrics.flush()
 
     async def _join(
         self,

@@ -26,7 +26,7 @@ from temporalio import workflow
 
 from dsl.models import Definition, Step
 
-__all__ = ["TRACER_NAME", "Ended", "describe_run", "skipped_step_span", "step_span"]
+__all__ = ["TRACER_NAME", "Ended", "describe_run", "recording", "skipped_step_span", "step_span"]
 
 TRACER_NAME = "temporal-dsl"
 
@@ -37,6 +37,12 @@ Ended = tuple[str, str | None]
 def _parent() -> trace.Span | None:
     span = trace.get_current_span()
     return span if span.is_recording() else None
+
+
+def recording() -> bool:
+    """Whether a step started now would open a span: a caller that knows it would
+    not skips `step_span` altogether (a wide level starts thousands of steps)."""
+    return trace.get_current_span().is_recording()
 
 
 def _attributes(definition: Definition, step: Step, key: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Part of the replay-critical runtime: insertion-ordered collections only.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -65,7 +66,7 @@ class DagWork:
             if self._skipped(step, self.readiness):
                 self._finish(step.id, Outcome("skipped"))
                 continue
-            return step.id, lambda step=step: self._run(step)
+            return step.id, functools.partial(self._run, step)
         return None
 
     def settle(self, key: str, outcome: Outcome) -> None:

@@ -339,7 +339,7 @@ class Interpreter(Mutexes, Scopes, Saga, Continuing, Control, StepTypes):
         if self.metrics is not None and self.counted_run:
             self.metrics.run_ended(status)
         self.progress.cancel_pending(workflow.now())
-        self._write_details()  # now: the run may end within this activation
+        self._publish()  # now: the run may end within this activation
 
 
 @workflow.defn(name=WORKFLOW_NAME)
