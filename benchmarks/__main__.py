@@ -306,11 +306,12 @@ def _where(key: tuple[str, int, str]) -> str:
 
 
 async def _profile(client: Client, scenario: Scenario) -> list[str]:
-    """cProfile (thread CPU) of the workflow thread, both sides, one run each."""
-    lines = [f"### profile of {scenario.label} (workflow thread CPU, cProfile)"]
+    """cProfile (thread CPU) of the workflow thread, both sides as deployed, one run each."""
+    lines = [f"### profile of {scenario.label} (workflow thread CPU, cProfile, as deployed)"]
     stats: dict[str, dict[tuple[str, int, str], tuple[Any, ...]]] = {}
     for side in SIDES:
-        profile = await harness.profile_run(client, scenario, side)
+        sandboxed = MODES["as deployed"][side]
+        profile = await harness.profile_run(client, scenario, side, sandboxed=sandboxed)
         loaded = pstats.Stats(profile, stream=io.StringIO())
         stats[side] = loaded.stats  # type: ignore[attr-defined]
         total = loaded.total_tt  # type: ignore[attr-defined]
