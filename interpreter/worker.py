@@ -105,8 +105,9 @@ def workflow_runner(sandboxed: bool = True) -> WorkflowRunner:
     trusted workflow in which no user code runs — templates and JsonLogic are
     interpreted, never executed — and the sandbox's checks cost more than all of its
     own code: every `isinstance` in the workflow thread goes through a wrapper. On
-    a layered 1,000-step DAG its workflow CPU per step is 1.09 times a hand-written
-    (sandboxed) workflow's unsandboxed, 1.42 times sandboxed. The test suite runs it
+    a layered 1,000-step DAG its workflow CPU per step is 1.21 times a hand-written
+    (sandboxed) workflow's unsandboxed, 1.59 times sandboxed (`benchmarks/README.md`,
+    "Results"). The test suite runs it
     sandboxed (`TDSL_WORKFLOW_SANDBOX=on`, set by `tests/conftest.py`), as do the
     Replayer tests, so a determinism slip in the runtime still fails a test.
 
