@@ -42,7 +42,7 @@ def _parent() -> trace.Span | None:
 def recording() -> bool:
     """Whether a step started now would open a span: a caller that knows it would
     not skips `step_span` altogether (a wide level starts thousands of steps)."""
-    return trace.get_current_span().is_recording()
+    return _parent() is not None
 
 
 def _attributes(definition: Definition, step: Step, key: str) -> dict[str, Any]:
